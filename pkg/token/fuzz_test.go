@@ -1,0 +1,117 @@
+package token_test
+
+import (
+	"errors"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/opentrace/service-accounts/pkg/token"
+)
+
+// FuzzParse checks that Parse never panics, accepts only strings that meet the
+// contract, and returns errors that cannot carry any of its input. Seeds live
+// in testdata/fuzz/FuzzParse as well as below.
+func FuzzParse(f *testing.F) {
+	valid := withChecksum(f, "otsa_"+"0123456789ABCDEFGHIJKLMNOPQRSTUV")
+	for _, s := range []string{
+		valid,
+		seededTokens(f, 1, 77)[0],
+		valid[:42] + "0",
+		"OTSA_" + valid[5:],
+		valid[:20],
+		valid + "Z",
+		valid[:20] + "é" + valid[22:],
+		"",
+		"otsa_",
+		"otsa_…" + valid[39:],
+		valid[:37] + "zzzzzz",
+		strings.Repeat("\x00", 43),
+	} {
+		f.Add(s)
+	}
+
+	messages := map[string]bool{
+		token.ErrMalformed.Error(): true,
+		token.ErrChecksum.Error():  true,
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		err := token.Parse(s)
+		if err != nil {
+			if !errors.Is(err, token.ErrMalformed) && !errors.Is(err, token.ErrChecksum) {
+				t.Fatalf("Parse(%q) = %v, not a sentinel", s, err)
+			}
+			// A message drawn from a fixed set cannot carry the input.
+			if !messages[err.Error()] {
+				t.Fatalf("Parse(%q) error text %q is not one of the fixed messages", s, err)
+			}
+			if len(s) >= 8 && strings.Contains(err.Error(), s) {
+				t.Fatalf("Parse error %q contains the input", err)
+			}
+			return
+		}
+
+		if !tokenRE.MatchString(s) {
+			t.Fatalf("Parse accepted %q, which does not match %s", s, tokenRE)
+		}
+		if want := base62CRC(t, crc32.ChecksumIEEE([]byte(s[:37]))); s[37:] != want {
+			t.Fatalf("Parse accepted %q, whose checksum should be %q", s, want)
+		}
+		hint := token.Hint(s)
+		if want := "otsa_\u2026" + s[len(s)-4:]; hint != want {
+			t.Fatalf("Hint(%q) = %q, want %q", s, hint, want)
+		}
+		if !utf8.ValidString(hint) || utf8.RuneCountInString(hint) != 10 {
+			t.Fatalf("Hint(%q) = %q, want 10 valid runes", s, hint)
+		}
+	})
+}
+
+// TestFuzzCorpus keeps the committed seeds meaningful: files named valid*
+// hold tokens that parse, and every other file holds one that does not.
+func TestFuzzCorpus(t *testing.T) {
+	dir := filepath.Join("testdata", "fuzz", "FuzzParse")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) < 8 {
+		t.Errorf("corpus has %d files, want at least 8", len(entries))
+	}
+	for _, e := range entries {
+		t.Run(e.Name(), func(t *testing.T) {
+			s := readCorpusString(t, filepath.Join(dir, e.Name()))
+			err := token.Parse(s)
+			if wantValid := strings.HasPrefix(e.Name(), "valid"); wantValid != (err == nil) {
+				t.Errorf("Parse(%q) = %v; file name says valid=%v", s, err, wantValid)
+			}
+		})
+	}
+}
+
+// readCorpusString reads a one-string "go test fuzz v1" file.
+func readCorpusString(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 || lines[0] != "go test fuzz v1" {
+		t.Fatalf("%s is not a one-value go test fuzz v1 file", path)
+	}
+	lit, hasPrefix := strings.CutPrefix(lines[1], "string(")
+	lit, hasSuffix := strings.CutSuffix(lit, ")")
+	if !hasPrefix || !hasSuffix {
+		t.Fatalf("%s: want a string(...) line, got %q", path, lines[1])
+	}
+	s, err := strconv.Unquote(lit)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return s
+}

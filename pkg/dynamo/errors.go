@@ -1,0 +1,71 @@
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+
+	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+)
+
+// conditionFailures returns the positions of the transaction items whose condition failed, or
+// nil if err is not a cancelled transaction. DynamoDB reports every failing item; an emulator
+// may stop at the first, so callers test the positions they care about in priority order.
+func conditionFailures(err error) map[int]bool {
+	tce, ok := errors.AsType[*types.TransactionCanceledException](err)
+	if !ok {
+		return nil
+	}
+	failed := map[int]bool{}
+	for i, r := range tce.CancellationReasons {
+		if aws.ToString(r.Code) == "ConditionalCheckFailed" {
+			failed[i] = true
+		}
+	}
+	return failed
+}
+
+func isConditionFailed(err error) bool {
+	_, ok := errors.AsType[*types.ConditionalCheckFailedException](err)
+	return ok
+}
+
+// classify turns a DynamoDB failure into an application error: throttling, server faults,
+// transaction conflicts, timeouts and network failures are EUNAVAILABLE (worth a retry, and
+// never an allow); a request DynamoDB rejects as malformed is a bug, EINTERNAL.
+func classify(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := errors.AsType[*sa.Error](err); ok {
+		return err
+	}
+	err = fmt.Errorf("%s: %w", op, err)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return sa.Unavailable(err)
+	}
+	if tce, ok := errors.AsType[*types.TransactionCanceledException](err); ok {
+		for _, r := range tce.CancellationReasons {
+			switch aws.ToString(r.Code) {
+			case "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded":
+				return sa.Unavailable(err)
+			}
+		}
+		return sa.Internal(err)
+	}
+	if apiErr, ok := errors.AsType[smithy.APIError](err); ok {
+		switch apiErr.ErrorCode() {
+		case "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+			"TransactionInProgressException", "TransactionConflictException", "LimitExceededException":
+			return sa.Unavailable(err)
+		}
+		if apiErr.ErrorFault() == smithy.FaultClient {
+			return sa.Internal(err)
+		}
+	}
+	return sa.Unavailable(err)
+}

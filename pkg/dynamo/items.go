@@ -1,0 +1,163 @@
+package dynamo
+
+import (
+	"time"
+
+	"github.com/opentrace/service-accounts/pkg/serviceaccount"
+)
+
+// Key layout. Everything an org owns shares its partition, so one Query serves a listing and no
+// key of one org can be formed from another's; credentials live in their own partitions, keyed
+// by the token's HMAC, so the authorizer needs exactly one GetItem.
+//
+//	ORG#<org>            ORG                        org counters (accounts)
+//	ORG#<org>            SA#<saId>                  service account
+//	ORG#<org>            SANAME#<folded name>       name guard: one name per org, ignoring case
+//	ORG#<org>            TOKEN#<saId>#<tokenId>     token metadata
+//	ORG#<org>            EVENT#<time>#<id>          audit trail (expires through TTL)
+//	TOKENHASH#<hmac>     TOKENHASH                  credential; deleted on revoke and delete
+const (
+	orgPrefix     = "ORG#"
+	orgSK         = "ORG"
+	saPrefix      = "SA#"
+	namePrefix    = "SANAME#"
+	tokenPrefix   = "TOKEN#"
+	eventPrefix   = "EVENT#"
+	credPrefix    = "TOKENHASH#"
+	credSK        = "TOKENHASH"
+	itemAccount   = "service_account"
+	itemToken     = "token"
+	itemCred      = "credential"
+	itemEvent     = "event"
+	itemNameGuard = "name_guard"
+)
+
+func orgPK(org string) string             { return orgPrefix + org }
+func accountSK(saID string) string        { return saPrefix + saID }
+func nameSK(key string) string            { return namePrefix + key }
+func tokenSK(saID, tokenID string) string { return tokenPrefix + saID + "#" + tokenID }
+func tokensOf(saID string) string         { return tokenPrefix + saID + "#" }
+func credPK(hash string) string           { return credPrefix + hash }
+func eventSK(at time.Time, id string) string {
+	return eventPrefix + at.UTC().Format(time.RFC3339Nano) + "#" + id
+}
+
+// Times are stored as epoch milliseconds: numbers compare correctly in conditions, which
+// "only move forward" updates of last use depend on.
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func msPtr(t *time.Time) *int64 {
+	if t == nil {
+		return nil
+	}
+	v := t.UnixMilli()
+	return &v
+}
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+func fromMSPtr(v *int64) *time.Time {
+	if v == nil {
+		return nil
+	}
+	t := fromMS(*v)
+	return &t
+}
+
+type accountItem struct {
+	PK           string `dynamodbav:"pk"`
+	SK           string `dynamodbav:"sk"`
+	Type         string `dynamodbav:"type"`
+	OrgID        string `dynamodbav:"orgId"`
+	ID           string `dynamodbav:"saId"`
+	Name         string `dynamodbav:"name"`
+	NameKey      string `dynamodbav:"nameKey"`
+	Description  string `dynamodbav:"description"`
+	CreatedAt    int64  `dynamodbav:"createdAt"`
+	CreatedBy    string `dynamodbav:"createdBy"`
+	ActiveTokens int    `dynamodbav:"activeTokens"`
+	LastUsedAt   *int64 `dynamodbav:"lastUsedAt,omitempty"`
+}
+
+func (it accountItem) domain() serviceaccount.ServiceAccount {
+	return serviceaccount.ServiceAccount{
+		ID: it.ID, OrgID: it.OrgID, Name: it.Name, Description: it.Description,
+		CreatedAt: fromMS(it.CreatedAt), CreatedBy: it.CreatedBy,
+		ActiveTokens: it.ActiveTokens, LastUsedAt: fromMSPtr(it.LastUsedAt),
+	}
+}
+
+type tokenItem struct {
+	PK            string `dynamodbav:"pk"`
+	SK            string `dynamodbav:"sk"`
+	Type          string `dynamodbav:"type"`
+	OrgID         string `dynamodbav:"orgId"`
+	SAID          string `dynamodbav:"saId"`
+	ID            string `dynamodbav:"tokenId"`
+	Name          string `dynamodbav:"name"`
+	Hint          string `dynamodbav:"hint"`
+	CreatedAt     int64  `dynamodbav:"createdAt"`
+	CreatedBy     string `dynamodbav:"createdBy"`
+	ExpiresAt     *int64 `dynamodbav:"expiresAt,omitempty"`
+	LastUsedAt    *int64 `dynamodbav:"lastUsedAt,omitempty"`
+	RevokedAt     *int64 `dynamodbav:"revokedAt,omitempty"`
+	RevokedBy     string `dynamodbav:"revokedBy,omitempty"`
+	ClosedAt      *int64 `dynamodbav:"closedAt,omitempty"`
+	Hash          string `dynamodbav:"hash"`
+	PepperVersion string `dynamodbav:"pepperVersion"`
+	TTL           *int64 `dynamodbav:"ttl,omitempty"`
+}
+
+func newTokenItem(t serviceaccount.Token) tokenItem {
+	return tokenItem{
+		PK: orgPK(t.OrgID), SK: tokenSK(t.ServiceAccountID, t.ID), Type: itemToken,
+		OrgID: t.OrgID, SAID: t.ServiceAccountID, ID: t.ID, Name: t.Name, Hint: t.Hint,
+		CreatedAt: ms(t.CreatedAt), CreatedBy: t.CreatedBy, ExpiresAt: msPtr(t.ExpiresAt),
+		Hash: t.Hash, PepperVersion: t.PepperVersion,
+	}
+}
+
+func (it tokenItem) domain() serviceaccount.Token {
+	return serviceaccount.Token{
+		ID: it.ID, OrgID: it.OrgID, ServiceAccountID: it.SAID, Name: it.Name, Hint: it.Hint,
+		CreatedAt: fromMS(it.CreatedAt), CreatedBy: it.CreatedBy,
+		ExpiresAt: fromMSPtr(it.ExpiresAt), LastUsedAt: fromMSPtr(it.LastUsedAt),
+		RevokedAt: fromMSPtr(it.RevokedAt), ClosedAt: fromMSPtr(it.ClosedAt),
+		Hash: it.Hash, PepperVersion: it.PepperVersion,
+	}
+}
+
+type credentialItem struct {
+	PK         string `dynamodbav:"pk"`
+	SK         string `dynamodbav:"sk"`
+	Type       string `dynamodbav:"type"`
+	OrgID      string `dynamodbav:"orgId"`
+	SAID       string `dynamodbav:"saId"`
+	SAName     string `dynamodbav:"saName"`
+	TokenID    string `dynamodbav:"tokenId"`
+	TokenName  string `dynamodbav:"tokenName"`
+	ExpiresAt  *int64 `dynamodbav:"expiresAt,omitempty"`
+	LastUsedAt *int64 `dynamodbav:"lastUsedAt,omitempty"`
+	TTL        *int64 `dynamodbav:"ttl,omitempty"`
+}
+
+func (it credentialItem) domain() serviceaccount.Credential {
+	return serviceaccount.Credential{
+		OrgID: it.OrgID, ServiceAccountID: it.SAID, ServiceAccountName: it.SAName,
+		TokenID: it.TokenID, TokenName: it.TokenName,
+		ExpiresAt: fromMSPtr(it.ExpiresAt), LastUsedAt: fromMSPtr(it.LastUsedAt),
+	}
+}
+
+// eventItem is one entry of the audit trail: who did what, kept for a bounded time.
+type eventItem struct {
+	PK      string `dynamodbav:"pk"`
+	SK      string `dynamodbav:"sk"`
+	Type    string `dynamodbav:"type"`
+	Action  string `dynamodbav:"action"`
+	Actor   string `dynamodbav:"actor"`
+	SAID    string `dynamodbav:"saId"`
+	TokenID string `dynamodbav:"tokenId,omitempty"`
+	At      int64  `dynamodbav:"at"`
+	TTL     int64  `dynamodbav:"ttl"`
+}

@@ -1,0 +1,111 @@
+package dynamo_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/truora/minidyn/server"
+
+	"github.com/opentrace/service-accounts/pkg/dynamo"
+	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
+	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+)
+
+var cursorKey = []byte(strings.Repeat("c", 32))
+
+func newStore(t *testing.T) (*dynamo.Store, *dynamotest.DB) {
+	t.Helper()
+	db := dynamotest.Start(t)
+	s, err := dynamo.New(db.Client, dynamotest.TableName, cursorKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, db
+}
+
+func TestNewRejectsShortCursorKey(t *testing.T) {
+	if _, err := dynamo.New(nil, "t", []byte("short")); err == nil {
+		t.Fatal("a short cursor key must be refused")
+	}
+}
+
+func account(org, id, name string) sa.ServiceAccount {
+	return sa.ServiceAccount{ID: id, OrgID: org, Name: name, CreatedAt: time.UnixMilli(1_700_000_000_000).UTC(), CreatedBy: "u"}
+}
+
+// TestDependencyFailuresAreUnavailable: every DynamoDB failure surfaces as EUNAVAILABLE (a 503
+// to callers and never an allow), whether global or scoped to the table, and nothing is written.
+func TestDependencyFailuresAreUnavailable(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		inject  func(*server.Server)
+		recover func(*server.Server)
+	}{
+		{"Global", func(s *server.Server) { s.EmulateFailure(server.FailureConditionInternalServerError) },
+			func(s *server.Server) { s.EmulateFailure(server.FailureConditionNone) }},
+		{"Table", func(s *server.Server) {
+			s.EmulateFailureForTable(dynamotest.TableName, server.FailureConditionInternalServerError)
+		}, func(s *server.Server) { s.EmulateFailureForTable(dynamotest.TableName, server.FailureConditionNone) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store, db := newStore(t)
+			tc.inject(db.Server)
+			calls := map[string]error{
+				"create": store.CreateServiceAccount(ctx, account("org_a", "sa_1", "x"), "x", 10),
+				"lookup": func() error { _, err := store.LookupToken(ctx, "abc"); return err }(),
+				"list":   func() error { _, err := store.ListServiceAccounts(ctx, "org_a", 10, ""); return err }(),
+				"touch":  store.TouchToken(ctx, "abc", time.Now(), time.Now()),
+			}
+			for op, err := range calls {
+				if sa.ErrorCode(err) != sa.EUNAVAILABLE {
+					t.Errorf("%s: code %q (%v), want %q", op, sa.ErrorCode(err), err, sa.EUNAVAILABLE)
+				}
+			}
+			tc.recover(db.Server)
+			page, err := store.ListServiceAccounts(ctx, "org_a", 10, "")
+			if err != nil || len(page.Items) != 0 {
+				t.Fatalf("after the fault: %v %v, want nothing written", page.Items, err)
+			}
+		})
+	}
+}
+
+func TestTouchOnlyMovesForward(t *testing.T) {
+	ctx := context.Background()
+	store, _ := newStore(t)
+	if err := store.CreateServiceAccount(ctx, account("org_a", "sa_1", "x"), "x", 10); err != nil {
+		t.Fatal(err)
+	}
+	created := time.UnixMilli(1_700_000_000_000).UTC()
+	tok := sa.Token{ID: "tok_1", OrgID: "org_a", ServiceAccountID: "sa_1", CreatedAt: created, Hash: "h1", PepperVersion: "1"}
+	if err := store.CreateToken(ctx, tok, sa.Credential{OrgID: "org_a", ServiceAccountID: "sa_1", TokenID: "tok_1"}, 10); err != nil {
+		t.Fatal(err)
+	}
+	t1 := created.Add(time.Hour)
+	for _, step := range []struct {
+		at, notBefore time.Time
+		want          time.Time
+	}{
+		{t1, t1.Add(-time.Minute), t1},                                          // first use
+		{t1.Add(30 * time.Second), t1.Add(-30 * time.Second), t1},               // inside the interval: kept
+		{t1.Add(2 * time.Minute), t1.Add(time.Minute), t1.Add(2 * time.Minute)}, // after it: moved
+	} {
+		if err := store.TouchToken(ctx, "h1", step.at, step.notBefore); err != nil {
+			t.Fatal(err)
+		}
+		cred, err := store.LookupToken(ctx, "h1")
+		if err != nil || cred.LastUsedAt == nil || !cred.LastUsedAt.Equal(step.want) {
+			t.Fatalf("lastUsedAt = %v (%v), want %v", cred.LastUsedAt, err, step.want)
+		}
+	}
+	// A credential that is gone is not an error and is not recreated.
+	if err := store.TouchToken(ctx, "gone", t1, t1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.LookupToken(ctx, "gone"); sa.ErrorCode(err) != sa.ENOTFOUND {
+		t.Fatalf("touch recreated a credential: %v", err)
+	}
+}

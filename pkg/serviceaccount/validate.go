@@ -1,0 +1,144 @@
+package serviceaccount
+
+import (
+	"regexp"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Input limits. Names are shown in lists and logs, so they are short and printable; the
+// description is free text but bounded so an item stays far below DynamoDB's 400 KB.
+const (
+	MaxNameLength        = 64
+	MaxDescriptionLength = 500
+	MaxActorLength       = 256
+)
+
+var (
+	orgIDPattern   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	saIDPattern    = regexp.MustCompile(`^sa_[0-9A-HJKMNP-TV-Z]{26}$`)
+	tokenIDPattern = regexp.MustCompile(`^tok_[0-9A-HJKMNP-TV-Z]{26}$`)
+)
+
+// ValidOrgID reports whether id can name an organisation. Org ids are embedded in keys, so
+// anything outside a conservative alphabet is refused before it reaches the store.
+func ValidOrgID(id string) bool { return orgIDPattern.MatchString(id) }
+
+// ValidServiceAccountID reports whether id has the shape of a service account id.
+func ValidServiceAccountID(id string) bool { return saIDPattern.MatchString(id) }
+
+// ValidTokenID reports whether id has the shape of a token id.
+func ValidTokenID(id string) bool { return tokenIDPattern.MatchString(id) }
+
+// normalizeName trims name and checks it against the name rules, returning the trimmed name or
+// a FieldError for field. Names: 1–64 characters after trimming, valid UTF-8, no control or
+// invisible format characters (which would let two names look identical).
+func normalizeName(field, name string, required bool) (string, *FieldError) {
+	name = strings.TrimSpace(name)
+	switch {
+	case !utf8.ValidString(name):
+		return "", &FieldError{field, "must be valid UTF-8"}
+	case name == "" && required:
+		return "", &FieldError{field, "is required"}
+	case utf8.RuneCountInString(name) > MaxNameLength:
+		return "", &FieldError{field, "must be at most 64 characters"}
+	case strings.IndexFunc(name, disallowedInName) >= 0:
+		return "", &FieldError{field, "must not contain control characters"}
+	}
+	return name, nil
+}
+
+func disallowedInName(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError
+}
+
+func validateDescription(d string) (string, *FieldError) {
+	d = strings.TrimSpace(d)
+	switch {
+	case !utf8.ValidString(d):
+		return "", &FieldError{"description", "must be valid UTF-8"}
+	case utf8.RuneCountInString(d) > MaxDescriptionLength:
+		return "", &FieldError{"description", "must be at most 500 characters"}
+	case strings.IndexFunc(d, func(r rune) bool { return r != '\n' && r != '\t' && disallowedInName(r) }) >= 0:
+		return "", &FieldError{"description", "must not contain control characters"}
+	}
+	return d, nil
+}
+
+// nameKey is the form in which names are compared for uniqueness: case-insensitive, as the
+// contract requires, using Unicode simple case folding rather than ASCII only.
+func nameKey(name string) string {
+	return strings.Map(func(r rune) rune {
+		// Fold to the smallest rune of the fold orbit so 'K', 'k' and the Kelvin sign agree.
+		min := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if f < min {
+				min = f
+			}
+		}
+		return min
+	}, name)
+}
+
+// Naming advice codes, after the seed's "Naming Conventions": names should say which tool, team
+// or system uses the account.
+const (
+	WarnVagueName    = "vague_name"
+	WarnNoPurpose    = "no_purpose"
+	WarnPersonalName = "personal_name"
+)
+
+var (
+	vagueNames = map[string]bool{
+		"test": true, "tests": true, "testing": true, "tmp": true, "temp": true, "foo": true,
+		"bar": true, "baz": true, "demo": true, "example": true, "sample": true, "default": true,
+		"new": true, "misc": true, "other": true, "stuff": true, "thing": true, "x": true,
+		"xx": true, "xxx": true, "asdf": true, "qwerty": true, "sa": true, "account": true,
+		"service account": true, "serviceaccount": true, "token": true, "key": true, "api": true,
+		"api key": true, "apikey": true, "secret": true, "credentials": true, "bot": true,
+	}
+	noPurposePattern = regexp.MustCompile(
+		`^(api ?key|api|key|token|secret|sa|service ?account|account|test|temp|tmp|cred(ential)?s?|bot|client|app|integration)( ?\d+)$`)
+	personalWords = map[string]bool{
+		"my": true, "mine": true, "personal": true, "me": true,
+		"john": true, "jane": true, "james": true, "mary": true, "robert": true, "patricia": true,
+		"michael": true, "jennifer": true, "william": true, "linda": true, "david": true,
+		"elizabeth": true, "richard": true, "barbara": true, "joseph": true, "susan": true,
+		"thomas": true, "jessica": true, "charles": true, "sarah": true, "daniel": true,
+		"karen": true, "matthew": true, "nancy": true, "anthony": true, "lisa": true,
+		"emily": true, "paul": true, "emma": true, "steven": true, "anna": true, "andrew": true,
+		"olivia": true, "kevin": true, "sophia": true, "brian": true, "laura": true, "george": true,
+		"alice": true, "bob": true, "peter": true, "maria": true, "alex": true,
+		"chris": true, "tom": true, "mike": true, "dave": true, "steve": true, "kate": true,
+		"ben": true, "dan": true, "nick": true, "tim": true, "joe": true,
+		"carlos": true, "juan": true, "luis": true, "raj": true,
+		"priya": true, "ahmed": true, "mohammed": true, "fatima": true, "yuki": true,
+	}
+	wordSeparators = regexp.MustCompile(`[\s\-_.:/]+`)
+)
+
+// NamingAdvice returns warnings for names the seed's naming conventions advise against: vague
+// ones (`test`), ones that do not describe a purpose (`api-key-1`) and personal ones
+// (`john-token`). Advice never blocks creation.
+func NamingAdvice(name string) []Warning {
+	words := wordSeparators.Split(strings.ToLower(strings.TrimSpace(name)), -1)
+	spaced := strings.TrimSpace(strings.Join(words, " "))
+	var out []Warning
+	switch {
+	case vagueNames[spaced]:
+		out = append(out, Warning{WarnVagueName,
+			"The name is too vague; say which tool, team or system uses this account (e.g. claude-code-dev-team)."})
+	case noPurposePattern.MatchString(spaced):
+		out = append(out, Warning{WarnNoPurpose,
+			"The name doesn't describe a purpose; say what the account is for (e.g. github-actions-prod)."})
+	}
+	for _, w := range words {
+		if personalWords[w] {
+			out = append(out, Warning{WarnPersonalName,
+				"The name looks personal; service accounts shouldn't be tied to individuals."})
+			break
+		}
+	}
+	return out
+}

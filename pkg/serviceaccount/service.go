@@ -110,6 +110,9 @@ func NewService(store Store, peppers Peppers, opts ...Option) *Service {
 	return s
 }
 
+// Now returns the service's current time, by which token status is judged.
+func (s *Service) Now() time.Time { return s.now() }
+
 // Limits returns the limits in force.
 func (s *Service) Limits() Limits { return s.limits }
 

@@ -1,0 +1,88 @@
+package apigw
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+)
+
+// MaxBodyBytes bounds every request body. The largest valid body (a 64-character name and a
+// 500-character description, escaped) is far smaller; anything bigger is refused unread.
+const MaxBodyBytes = 16 << 10
+
+// Decode reads the JSON object in the request body into v, which must be a pointer to a
+// struct. An empty body is an empty object, since every field of some requests is optional.
+// Errors: EINVALID for a body that is too large, not JSON, not one object, has a field v does
+// not know, or a field of the wrong type — naming the field where there is one.
+func Decode(req events.APIGatewayProxyRequest, v any) error {
+	body := req.Body
+	if req.IsBase64Encoded {
+		if base64.StdEncoding.DecodedLen(len(body)) > 2*MaxBodyBytes {
+			return tooLarge()
+		}
+		raw, err := base64.StdEncoding.DecodeString(body)
+		if err != nil {
+			return invalidBody("The body is not valid base64.")
+		}
+		body = string(raw)
+	}
+	if len(body) > MaxBodyBytes {
+		return tooLarge()
+	}
+	body = strings.TrimSpace(body)
+	if body == "" {
+		body = "{}"
+	}
+	if body[0] != '{' {
+		return invalidBody("The body must be a JSON object.")
+	}
+	dec := json.NewDecoder(strings.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return invalidBody("The body must hold exactly one JSON object.")
+	}
+	return nil
+}
+
+func decodeError(err error) error {
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		return sa.Invalid(sa.FieldError{Field: te.Field, Message: "must be a " + jsonKind(te.Type.Kind().String())})
+	}
+	// encoding/json reports unknown fields only in its message.
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		field, _ := strconv.Unquote(name)
+		return sa.Invalid(sa.FieldError{Field: field, Message: "is not a known field"})
+	}
+	return invalidBody("The body is not valid JSON.")
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "string"
+	case "int", "int32", "int64":
+		return "whole number"
+	case "bool":
+		return "boolean"
+	default:
+		return goKind
+	}
+}
+
+func invalidBody(msg string) error {
+	return sa.Invalid(sa.FieldError{Field: "body", Message: msg})
+}
+
+func tooLarge() error {
+	return invalidBody("The body is larger than 16 KiB.")
+}

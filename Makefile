@@ -8,19 +8,19 @@ BIN := $(CURDIR)/.bin
 STATICCHECK_VERSION := v0.8.2
 
 # One Lambda per directory under functions/, each built as a static arm64 `bootstrap`.
-FUNCTIONS := $(notdir $(wildcard functions/*))
+FUNCTIONS := $(notdir $(patsubst %/,%,$(wildcard functions/*/)))
 LAMBDA_ENV := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags='-s -w'
 
-.PHONY: all test unit fuzz-smoke fuzz bench lint build tools clean
+.PHONY: all test unit fuzz-smoke fuzz bench lint build tools clean validate sam-build deploy template-check
 
 all: lint test build
 
 ## test: lint, then every test with the race detector, then a short run of each fuzzer.
-test: lint unit fuzz-smoke
+test: lint unit fuzz-smoke template-check
 
-unit:
-	$(GO) test -race -count=1 ./...
+unit: $(BIN)/aws-lambda-rie
+	AWS_LAMBDA_RIE=$(BIN)/aws-lambda-rie $(GO) test -race -count=1 ./...
 
 # Each fuzz target runs briefly in `make test`, longer under `make fuzz`.
 FUZZ_TARGETS := ./pkg/token:FuzzParse
@@ -51,6 +51,11 @@ lint: $(BIN)/staticcheck
 		echo "go mod tidy changes go.mod/go.sum"; exit 1; \
 	fi; rm -f go.mod.bak go.sum.bak
 
+# The Lambda Runtime Interface Emulator runs the real bootstrap binaries in tests.
+RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
+$(BIN)/aws-lambda-rie:
+	GOBIN=$(BIN) $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
+
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
@@ -60,6 +65,42 @@ build:
 		echo "build $$f"; \
 		$(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o build/$$f/bootstrap ./functions/$$f; \
 	done
+
+# `sam build` runs `make build-<LogicalId>` (BuildMethod: makefile) with ARTIFACTS_DIR set;
+# every function's LogicalId is its directory name, capitalised, followed by "Function".
+build-%Function:
+	$(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(shell echo '$*' | tr A-Z a-z)
+
+## Python tools (sam, cfn-lint), pinned, in a project-local virtualenv.
+VENV := $(CURDIR)/.venv
+SAM_CLI_VERSION := 1.170.0
+CFN_LINT_VERSION := 1.58.0
+export SAM_CLI_TELEMETRY := 0
+REGION ?= us-east-1
+
+$(VENV)/.installed-$(SAM_CLI_VERSION)-$(CFN_LINT_VERSION):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION) cfn-lint==$(CFN_LINT_VERSION)
+	touch $@
+
+python-tools: $(VENV)/.installed-$(SAM_CLI_VERSION)-$(CFN_LINT_VERSION)
+
+## validate: lint the template with cfn-lint through SAM (no AWS credentials needed).
+validate: python-tools
+	$(VENV)/bin/sam validate --lint --region $(REGION) --template template.yaml
+	$(VENV)/bin/cfn-lint template.yaml
+
+## sam-build: build every function as SAM deploys it, into .aws-sam/.
+sam-build: python-tools
+	$(VENV)/bin/sam build --build-in-source --template template.yaml
+
+## template-check: what `make test` runs on the template.
+template-check: validate sam-build
+
+## deploy: build and deploy with samconfig.toml (ENV=dev or ENV=prod).
+ENV ?= dev
+deploy: sam-build
+	$(VENV)/bin/sam deploy --config-env $(ENV)
 
 clean:
 	rm -rf build .aws-sam

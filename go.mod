@@ -13,6 +13,7 @@ require (
 	github.com/aws/smithy-go v1.28.9
 	github.com/oklog/ulid/v2 v2.1.2
 	github.com/truora/minidyn v0.8.2
+	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (

@@ -7,6 +7,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -28,14 +29,16 @@ type DB struct {
 }
 
 // NewClient returns a real SDK client for the DynamoDB endpoint at url, with static
-// credentials and the SDK's retries limited to maxAttempts (1 disables them, which fault tests
-// want so that one emulated failure is one failed call).
-func NewClient(url string, maxAttempts int) *dynamodb.Client {
+// credentials and the SDK's standard retries (a connection reset on loopback is retried as it
+// would be in AWS), backing off by a millisecond so that fault-injection tests stay fast.
+func NewClient(url string) *dynamodb.Client {
 	return dynamodb.New(dynamodb.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(url),
 		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-		Retryer:      retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = maxAttempts }),
+		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
+			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
+		}),
 	})
 }
 
@@ -46,7 +49,7 @@ func Start(tb testing.TB) *DB {
 	srv := server.NewServer()
 	hs := httptest.NewServer(srv)
 	tb.Cleanup(hs.Close)
-	db := &DB{Client: NewClient(hs.URL, 1), Server: srv, URL: hs.URL}
+	db := &DB{Client: NewClient(hs.URL), Server: srv, URL: hs.URL}
 	if _, err := db.Client.CreateTable(context.Background(), dynamo.TableDefinition(TableName)); err != nil {
 		tb.Fatalf("create table: %v", err)
 	}

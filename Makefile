@@ -23,7 +23,7 @@ unit: $(BIN)/aws-lambda-rie
 	AWS_LAMBDA_RIE=$(BIN)/aws-lambda-rie $(GO) test -race -count=1 ./...
 
 # Each fuzz target runs briefly in `make test`, longer under `make fuzz`.
-FUZZ_TARGETS := ./pkg/token:FuzzParse
+FUZZ_TARGETS := ./pkg/token:FuzzParse ./pkg/authorizer:FuzzParseBearer
 FUZZTIME ?= 10s
 fuzz-smoke:
 	@for t in $(FUZZ_TARGETS); do \
@@ -70,6 +70,7 @@ build:
 # every function's LogicalId is its directory name, capitalised, followed by "Function".
 build-%Function:
 	$(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(shell echo '$*' | tr A-Z a-z)
+	test -x $(ARTIFACTS_DIR)/bootstrap
 
 ## Python tools (sam, cfn-lint), pinned, in a project-local virtualenv.
 VENV := $(CURDIR)/.venv

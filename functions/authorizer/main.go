@@ -1,17 +1,20 @@
-// Command authorizer is the API's Lambda TOKEN authorizer. Until token and JWT verification
-// land it refuses every request, so the API it guards fails closed.
+// Command authorizer is the API's Lambda TOKEN authorizer: service-account tokens and
+// dashboard user JWTs in, an IAM policy and an identity context (or 401/403) out.
 package main
 
 import (
 	"context"
-	"errors"
+	"os"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/opentrace/service-accounts/pkg/authorizer"
+	"github.com/opentrace/service-accounts/pkg/config"
 )
 
 func main() {
-	lambda.Start(func(context.Context, events.APIGatewayCustomAuthorizerRequest) (events.APIGatewayCustomAuthorizerResponse, error) {
-		return events.APIGatewayCustomAuthorizerResponse{}, errors.New("Unauthorized")
-	})
+	users := config.Must(authorizer.UserConfigFromEnv(os.Getenv))
+	app := config.Must(config.FromEnvironment(context.Background()))
+	a := &authorizer.Authorizer{Service: app.Service, Users: authorizer.NewUsers(users), Log: app.Log}
+	lambda.Start(a.Handle)
 }

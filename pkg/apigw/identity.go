@@ -5,6 +5,7 @@ package apigw
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 )
@@ -31,6 +32,8 @@ const (
 	CtxServiceAccountID   = "serviceAccountId"
 	CtxServiceAccountName = "serviceAccountName"
 	CtxTokenID            = "tokenId"
+	CtxExpiresAt          = "expiresAt"  // tokens only, RFC 3339 UTC; absent when the token never expires
+	CtxLastUsedAt         = "lastUsedAt" // tokens only, RFC 3339 UTC; absent when it was never used before
 )
 
 // Caller is the principal the authorizer established for a request.
@@ -42,17 +45,21 @@ type Caller struct {
 	ServiceAccountID   string // service accounts only
 	ServiceAccountName string
 	TokenID            string
+	ExpiresAt          string // RFC 3339 UTC, "" when the token never expires
+	LastUsedAt         string // RFC 3339 UTC, "" when the token had not been used before
 }
 
 // Context returns the authorizer context that represents c.
 func (c Caller) Context() map[string]any {
-	m := map[string]any{CtxPrincipalType: c.PrincipalType, CtxOrgID: c.OrgID, CtxSubject: c.Subject}
-	for k, v := range map[string]string{
-		CtxRole: c.Role, CtxServiceAccountID: c.ServiceAccountID,
-		CtxServiceAccountName: c.ServiceAccountName, CtxTokenID: c.TokenID,
+	m := make(map[string]any, 8)
+	for _, kv := range [...]struct{ k, v string }{
+		{CtxPrincipalType, c.PrincipalType}, {CtxOrgID, c.OrgID}, {CtxSubject, c.Subject},
+		{CtxRole, c.Role}, {CtxServiceAccountID, c.ServiceAccountID},
+		{CtxServiceAccountName, c.ServiceAccountName}, {CtxTokenID, c.TokenID},
+		{CtxExpiresAt, c.ExpiresAt}, {CtxLastUsedAt, c.LastUsedAt},
 	} {
-		if v != "" {
-			m[k] = v
+		if kv.v != "" {
+			m[kv.k] = kv.v
 		}
 	}
 	return m
@@ -60,6 +67,7 @@ func (c Caller) Context() map[string]any {
 
 // CallerFrom reads the caller from the authorizer context of a request. A request without a
 // complete context never reaches a handler through API Gateway, so its absence is an error.
+// The optional times must be RFC 3339 when present; they are returned in UTC.
 func CallerFrom(rc events.APIGatewayProxyRequestContext) (Caller, error) {
 	get := func(k string) string {
 		s, _ := rc.Authorizer[k].(string)
@@ -69,6 +77,22 @@ func CallerFrom(rc events.APIGatewayProxyRequestContext) (Caller, error) {
 		PrincipalType: get(CtxPrincipalType), OrgID: get(CtxOrgID), Subject: get(CtxSubject),
 		Role: get(CtxRole), ServiceAccountID: get(CtxServiceAccountID),
 		ServiceAccountName: get(CtxServiceAccountName), TokenID: get(CtxTokenID),
+	}
+	// A malformed time is the authorizer's bug; refusing it here keeps it out of responses.
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{{CtxExpiresAt, &c.ExpiresAt}, {CtxLastUsedAt, &c.LastUsedAt}} {
+		raw := rc.Authorizer[f.key]
+		s, isString := raw.(string)
+		if raw == nil || (isString && s == "") {
+			continue // absent: the token never expires, or had not been used before
+		}
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return Caller{}, fmt.Errorf("authorizer context has a malformed %s", f.key)
+		}
+		*f.dst = t.UTC().Format(time.RFC3339Nano)
 	}
 	switch {
 	case c.OrgID == "" || c.Subject == "":

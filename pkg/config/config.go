@@ -50,6 +50,7 @@ func Load(getenv func(string) string) (Settings, error) {
 	if s.PepperSecret == "" {
 		return Settings{}, fmt.Errorf("%s is not set", EnvPepperSecret)
 	}
+	var err error
 	interval := int(s.Limits.LastUsedInterval / time.Second)
 	for _, v := range []struct {
 		name     string
@@ -72,12 +73,30 @@ func Load(getenv func(string) string) (Settings, error) {
 		*v.dst = n
 	}
 	s.Limits.LastUsedInterval = time.Duration(interval) * time.Second
-	if raw := getenv(EnvLogLevel); raw != "" {
-		if err := s.LogLevel.UnmarshalText([]byte(raw)); err != nil {
-			return Settings{}, fmt.Errorf("%s=%q: %w", EnvLogLevel, raw, err)
-		}
+	if s.LogLevel, err = logLevel(getenv); err != nil {
+		return Settings{}, err
 	}
 	return s, nil
+}
+
+func logLevel(getenv func(string) string) (slog.Level, error) {
+	var l slog.Level
+	if raw := getenv(EnvLogLevel); raw != "" {
+		if err := l.UnmarshalText([]byte(raw)); err != nil {
+			return 0, fmt.Errorf("%s=%q: %w", EnvLogLevel, raw, err)
+		}
+	}
+	return l, nil
+}
+
+// Logger returns the JSON logger of a function that needs no table or secret, at the level
+// LOG_LEVEL names; a malformed level is an error, so a typo fails the cold start.
+func Logger(getenv func(string) string) (*slog.Logger, error) {
+	l, err := logLevel(getenv)
+	if err != nil {
+		return nil, err
+	}
+	return Settings{LogLevel: l}.Logger(), nil
 }
 
 // Logger returns the JSON logger every function writes with.
@@ -130,12 +149,12 @@ func FromEnvironment(ctx context.Context) (*App, error) {
 	return Build(ctx, s, dynamodb.NewFromConfig(cfg), peppers)
 }
 
-// Must returns app, or logs err and exits: a function that cannot be wired must fail its cold
+// Must returns v, or logs err and exits: a function that cannot be wired must fail its cold
 // start, which Lambda reports and retries, rather than answer requests.
-func Must(app *App, err error) *App {
+func Must[T any](v T, err error) T {
 	if err != nil {
 		slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("cold start failed", slog.String("error", err.Error()))
 		os.Exit(1)
 	}
-	return app
+	return v
 }

@@ -1,7 +1,12 @@
 package dynamo
 
 import (
+	"errors"
+	"fmt"
+	"strconv"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/opentrace/service-accounts/pkg/serviceaccount"
 )
@@ -141,12 +146,44 @@ type credentialItem struct {
 	TTL        *int64 `dynamodbav:"ttl,omitempty"`
 }
 
-func (it credentialItem) domain() serviceaccount.Credential {
-	return serviceaccount.Credential{
-		OrgID: it.OrgID, ServiceAccountID: it.SAID, ServiceAccountName: it.SAName,
-		TokenID: it.TokenID, TokenName: it.TokenName,
-		ExpiresAt: fromMSPtr(it.ExpiresAt), LastUsedAt: fromMSPtr(it.LastUsedAt),
+// decodeCredential reads a credential item by hand: it is on the authorizer's path of every
+// request, where the reflection of attributevalue.UnmarshalMap costs more than the rest of the
+// authorizer's own work.
+func decodeCredential(item map[string]types.AttributeValue) (serviceaccount.Credential, error) {
+	var c serviceaccount.Credential
+	var err error
+	str := func(name string) string {
+		v, ok := item[name].(*types.AttributeValueMemberS)
+		if !ok {
+			err = errors.Join(err, fmt.Errorf("credential attribute %s is not a string", name))
+			return ""
+		}
+		return v.Value
 	}
+	tm := func(name string) *time.Time {
+		raw, present := item[name]
+		if !present {
+			return nil
+		}
+		v, ok := raw.(*types.AttributeValueMemberN)
+		var n int64
+		if ok {
+			n, ok = parseInt(v.Value)
+		}
+		if !ok {
+			err = errors.Join(err, fmt.Errorf("credential attribute %s is not a number", name))
+			return nil
+		}
+		t := fromMS(n)
+		return &t
+	}
+	c.OrgID, c.ServiceAccountID, c.ServiceAccountName = str("orgId"), str("saId"), str("saName")
+	c.TokenID, c.TokenName = str("tokenId"), str("tokenName")
+	c.ExpiresAt, c.LastUsedAt = tm("expiresAt"), tm("lastUsedAt")
+	if err != nil {
+		return serviceaccount.Credential{}, serviceaccount.Internal(err)
+	}
+	return c, nil
 }
 
 // eventItem is one entry of the audit trail: who did what, kept for a bounded time.
@@ -160,4 +197,9 @@ type eventItem struct {
 	TokenID string `dynamodbav:"tokenId,omitempty"`
 	At      int64  `dynamodbav:"at"`
 	TTL     int64  `dynamodbav:"ttl"`
+}
+
+func parseInt(s string) (int64, bool) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
 }

@@ -449,11 +449,14 @@ func (s *Store) CloseToken(ctx context.Context, orgID, saID, tokenID, actor stri
 // LookupToken reads the credential under a token hash with a strongly consistent read, so a
 // revocation that has returned is seen by the very next lookup. Errors: ENOTFOUND, EUNAVAILABLE.
 func (s *Store) LookupToken(ctx context.Context, hash string) (sa.Credential, error) {
-	var it credentialItem
-	if err := s.get(ctx, key(credPK(hash), credSK), &it); err != nil {
-		return sa.Credential{}, notFoundAs(err, "token")
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: s.table, Key: key(credPK(hash), credSK), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return sa.Credential{}, classify("lookup token", err)
 	}
-	return it.domain(), nil
+	if out.Item == nil {
+		return sa.Credential{}, sa.Errorf(sa.ENOTFOUND, "The token does not exist.")
+	}
+	return decodeCredential(out.Item)
 }
 
 // TouchToken moves a credential's last use forward to at, unless it is already after

@@ -2,6 +2,9 @@ package dynamo_test
 
 import (
 	"context"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +110,39 @@ func TestTouchOnlyMovesForward(t *testing.T) {
 	}
 	if _, err := store.LookupToken(ctx, "gone"); sa.ErrorCode(err) != sa.ENOTFOUND {
 		t.Fatalf("touch recreated a credential: %v", err)
+	}
+}
+
+// TestCorruptCredentialIsInternal: a credential item that is not what the store writes is an
+// internal error (the authorizer then fails closed), never a panic or a half-read identity.
+func TestCorruptCredentialIsInternal(t *testing.T) {
+	ctx := context.Background()
+	store, db := newStore(t)
+	for name, item := range map[string]map[string]types.AttributeValue{
+		"MissingOrg":     {},
+		"NumberAsString": {"orgId": &types.AttributeValueMemberN{Value: "1"}},
+		"TimeAsString":   {"expiresAt": &types.AttributeValueMemberS{Value: "soon"}},
+		"TimeNotANumber": {"lastUsedAt": &types.AttributeValueMemberN{Value: "1e99x"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			full := map[string]types.AttributeValue{
+				"pk": &types.AttributeValueMemberS{Value: "TOKENHASH#" + name}, "sk": &types.AttributeValueMemberS{Value: "TOKENHASH"},
+				"orgId": &types.AttributeValueMemberS{Value: "o"}, "saId": &types.AttributeValueMemberS{Value: "s"},
+				"saName": &types.AttributeValueMemberS{Value: "n"}, "tokenId": &types.AttributeValueMemberS{Value: "t"},
+				"tokenName": &types.AttributeValueMemberS{Value: ""},
+			}
+			if name == "MissingOrg" {
+				delete(full, "orgId")
+			}
+			for k, v := range item {
+				full[k] = v
+			}
+			if _, err := db.Client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(dynamotest.TableName), Item: full}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := store.LookupToken(ctx, name); sa.ErrorCode(err) != sa.EINTERNAL {
+				t.Fatalf("err = %v, want EINTERNAL", err)
+			}
+		})
 	}
 }

@@ -361,8 +361,9 @@ func (s *Service) Authenticate(ctx context.Context, presented string) (Identity,
 // RecordUsage notes that id was just used. It writes at most once per LastUsedInterval per
 // token: not at all when the credential read at authentication is fresh enough, and not again
 // from this process while its own last write is. The write is conditional, so concurrent
-// processes still produce one change per interval.
-func (s *Service) RecordUsage(ctx context.Context, id Identity) error {
+// processes still produce one change per interval, and bounded by timeout, because last use
+// is bookkeeping that must not hold up the request it records.
+func (s *Service) RecordUsage(ctx context.Context, id Identity, timeout time.Duration) error {
 	now := s.now().UTC()
 	notBefore := now.Add(-s.limits.LastUsedInterval)
 	if id.LastUsedAt != nil && id.LastUsedAt.After(notBefore) {
@@ -378,6 +379,8 @@ func (s *Service) RecordUsage(ctx context.Context, id Identity) error {
 	}
 	s.touched[id.hash] = now
 	s.touchMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	return s.store.TouchToken(ctx, id.hash, now, notBefore)
 }
 

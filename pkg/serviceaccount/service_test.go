@@ -420,7 +420,7 @@ func TestRecordUsageWritesOncePerInterval(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := e.svc.RecordUsage(e.ctx, id); err != nil {
+		if err := e.svc.RecordUsage(e.ctx, id, time.Second); err != nil {
 			t.Fatal(err)
 		}
 		id, _ = e.svc.Authenticate(e.ctx, secret)

@@ -1,0 +1,209 @@
+package authorizer_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/opentrace/service-accounts/pkg/authorizer"
+	"github.com/opentrace/service-accounts/pkg/config"
+	"github.com/opentrace/service-accounts/pkg/dynamo"
+	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
+	"github.com/opentrace/service-accounts/pkg/localidp"
+	"github.com/opentrace/service-accounts/pkg/secrets"
+	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+	"github.com/opentrace/service-accounts/pkg/token"
+)
+
+const (
+	stageBase = "arn:aws:execute-api:us-east-1:123456789012:abc123def4/dev"
+	issuerURL = "https://clerk.example.test"
+)
+
+// arn builds the methodArn API Gateway sends for a method and path.
+func arn(method, path string) string { return stageBase + "/" + method + path }
+
+var pepper = token.Pepper{Version: "1", Key: []byte(strings.Repeat("p", 48))}
+
+// countingDB is the real SDK client, counting the writes that reach DynamoDB.
+type countingDB struct {
+	dynamo.API
+	updates atomic.Int64
+}
+
+func (c *countingDB) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	out, err := c.API.UpdateItem(ctx, in, opts...)
+	if err == nil {
+		c.updates.Add(1)
+	}
+	return out, err
+}
+
+// failingSource is a pepper source whose Secrets Manager is down.
+type failingSource struct{}
+
+func (failingSource) Keyring(context.Context) (secrets.Keyring, error) {
+	return secrets.Keyring{}, errors.New("secretsmanager: connection refused")
+}
+
+// switchableSource serves the real keyring until told to fail.
+type switchableSource struct {
+	secrets.Source
+	fail atomic.Bool
+}
+
+func (s *switchableSource) Keyring(ctx context.Context) (secrets.Keyring, error) {
+	if s.fail.Load() {
+		return failingSource{}.Keyring(ctx)
+	}
+	return s.Source.Keyring(ctx)
+}
+
+// syncBuffer collects log output from concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type env struct {
+	auth    *authorizer.Authorizer
+	svc     *sa.Service
+	db      *dynamotest.DB
+	counter *countingDB
+	peppers *switchableSource
+	idp     *localidp.Issuer
+	jwks    *jwksServer
+	logs    *syncBuffer
+	now     time.Time
+	ctx     context.Context
+}
+
+// jwksServer serves the issuer's JWKS, counting fetches, and can be made to fail.
+type jwksServer struct {
+	*httptest.Server
+	fetches atomic.Int64
+	down    atomic.Bool
+}
+
+func newEnv(t testing.TB, users authorizer.UserConfig) *env {
+	t.Helper()
+	db := dynamotest.Start(t)
+	static, err := secrets.NewStatic(pepper, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{
+		db: db, counter: &countingDB{API: db.Client}, peppers: &switchableSource{Source: static},
+		logs: &syncBuffer{}, now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC), ctx: context.Background(),
+	}
+	e.idp, err = localidp.New(issuerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.jwks = &jwksServer{}
+	e.jwks.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.jwks.fetches.Add(1)
+		if e.jwks.down.Load() {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		e.idp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(e.jwks.Close)
+	users.Issuer = issuerURL
+	users.JWKSURL = e.jwks.URL
+	users.Now = e.clock
+	app, err := config.Build(e.ctx, config.Settings{Table: dynamotest.TableName, Limits: sa.DefaultLimits}, e.counter, e.peppers, sa.WithClock(e.clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc = app.Service
+	e.auth = &authorizer.Authorizer{
+		Service: app.Service, Users: authorizer.NewUsers(users),
+		Log: slog.New(slog.NewJSONHandler(e.logs, nil)),
+	}
+	return e
+}
+
+func (e *env) clock() time.Time { return e.now }
+
+// issue creates an account in org and returns it with a new token.
+func (e *env) issue(t testing.TB, org, name string, in sa.GenerateInput) (sa.ServiceAccount, sa.Token, string) {
+	t.Helper()
+	acct, _, err := e.svc.Create(e.ctx, org, "user_admin", sa.CreateInput{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, secret, err := e.svc.GenerateToken(e.ctx, org, acct.ID, "user_admin", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return acct, tok, secret
+}
+
+func (e *env) jwt(t testing.TB, claims map[string]any) string {
+	t.Helper()
+	base := map[string]any{"iss": issuerURL, "sub": "user_1", "exp": e.now.Add(time.Hour).Unix(),
+		"nbf": e.now.Add(-time.Minute).Unix(), "org_id": "org_a", "org_role": localidp.RoleAdmin}
+	for k, v := range claims {
+		if v == nil {
+			delete(base, k)
+		} else {
+			base[k] = v
+		}
+	}
+	s, err := e.idp.Sign(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// outcome is what API Gateway makes of an authorizer's answer for a route.
+func outcome(resp events.APIGatewayCustomAuthorizerResponse, err error, methodArn string) int {
+	switch {
+	case errors.Is(err, authorizer.ErrUnauthorized) && err.Error() == "Unauthorized":
+		return 401
+	case err != nil:
+		return 500
+	case authorizer.Allows(resp.PolicyDocument, methodArn):
+		return 200
+	default:
+		return 403
+	}
+}
+
+func (e *env) authorize(header, methodArn string) (events.APIGatewayCustomAuthorizerResponse, error) {
+	return e.auth.Handle(e.ctx, events.APIGatewayCustomAuthorizerRequest{
+		Type: "TOKEN", AuthorizationToken: header, MethodArn: methodArn,
+	})
+}
+
+func policyFor(effect, resource string) events.APIGatewayCustomAuthorizerPolicy {
+	return events.APIGatewayCustomAuthorizerPolicy{Version: "2012-10-17", Statement: []events.IAMPolicyStatement{
+		{Action: []string{"execute-api:Invoke"}, Effect: effect, Resource: []string{resource}},
+	}}
+}

@@ -1,0 +1,139 @@
+// Package localidp is a local identity provider for dashboard users: it signs user JWTs the
+// way the real provider does (ES256, a key id, iss/sub/exp and org claims) and serves its
+// JWKS over HTTP, so the authorizer verifies local users through its normal JWKS path. The
+// local stack and the tests use it; nothing deployed does.
+package localidp
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+)
+
+// Issuer signs JWTs with its current key and publishes the public half of every key it has
+// used, as an identity provider does across a key rotation.
+type Issuer struct {
+	URL string // the iss claim
+
+	mu      sync.Mutex
+	key     jwk.Key // current private key
+	public  jwk.Set
+	counter int
+}
+
+// New returns an issuer named url with a fresh signing key.
+func New(url string) (*Issuer, error) {
+	i := &Issuer{URL: url, public: jwk.NewSet()}
+	if err := i.Rotate(); err != nil {
+		return nil, err
+	}
+	return i, nil
+}
+
+// Rotate starts signing with a new key whose id the JWKS did not list before; the old public
+// key stays published.
+func (i *Issuer) Rotate() error {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	key, err := jwk.Import(priv)
+	if err != nil {
+		return err
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.counter++
+	kid := "local-" + strconv.Itoa(i.counter)
+	if err := key.Set(jwk.KeyIDKey, kid); err != nil {
+		return err
+	}
+	if err := key.Set(jwk.AlgorithmKey, jwa.ES256()); err != nil {
+		return err
+	}
+	pub, err := key.PublicKey()
+	if err != nil {
+		return err
+	}
+	if err := i.public.AddKey(pub); err != nil {
+		return err
+	}
+	i.key = key
+	return nil
+}
+
+// KeyID returns the id of the current signing key.
+func (i *Issuer) KeyID() string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	kid, _ := i.key.KeyID()
+	return kid
+}
+
+// Sign signs arbitrary claims with the current key, for tests that need malformed or
+// unusual tokens.
+func (i *Issuer) Sign(claims map[string]any) (string, error) {
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	i.mu.Lock()
+	key := i.key
+	i.mu.Unlock()
+	kid, _ := key.KeyID()
+	hdr := jws.NewHeaders()
+	if err := hdr.Set(jws.KeyIDKey, kid); err != nil {
+		return "", err
+	}
+	if err := hdr.Set(jws.TypeKey, "JWT"); err != nil {
+		return "", err
+	}
+	out, err := jws.Sign(payload, jws.WithKey(jwa.ES256(), key, jws.WithProtectedHeaders(hdr)))
+	if err != nil {
+		return "", fmt.Errorf("sign: %w", err)
+	}
+	return string(out), nil
+}
+
+// Role claim values, as Clerk writes them.
+const (
+	RoleAdmin  = "org:admin"
+	RoleMember = "org:member"
+)
+
+// Mint returns a user JWT for user in org with role ("admin" or "member"), valid for ttl from
+// now, with the claims the authorizer reads by default.
+func (i *Issuer) Mint(user, org, role string, now time.Time, ttl time.Duration) (string, error) {
+	claimRole := RoleMember
+	if role == "admin" {
+		claimRole = RoleAdmin
+	}
+	return i.Sign(map[string]any{
+		"iss": i.URL, "sub": user, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(ttl).Unix(),
+		"org_id": org, "org_role": claimRole,
+	})
+}
+
+// ServeHTTP serves the JWKS (the public keys) as an identity provider's jwks_uri does.
+func (i *Issuer) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	i.mu.Lock()
+	b, err := json.Marshal(i.public)
+	i.mu.Unlock()
+	if err != nil {
+		http.Error(w, "jwks unavailable", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "max-age=300")
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,323 @@
+package mcpserver_test
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/opentrace/service-accounts/pkg/apigw"
+	"github.com/opentrace/service-accounts/pkg/mcpserver"
+)
+
+// Tokens of the fake authorizer. They only need to be distinct strings: the real format and
+// lookup are the authorizer's business, tested in its own package.
+const (
+	saToken      = "test-token-service-account"
+	neverToken   = "test-token-never-used"
+	memberToken  = "test-token-member-user"
+	unknownToken = "test-token-unknown"
+)
+
+var callers = map[string]apigw.Caller{
+	saToken: {
+		PrincipalType: apigw.PrincipalServiceAccount, OrgID: "org_acme", Subject: "sa_01JD5Z3Q7K8M9N0P1R2S3T4V5W",
+		ServiceAccountID: "sa_01JD5Z3Q7K8M9N0P1R2S3T4V5W", ServiceAccountName: "claude-code-dev-team",
+		TokenID: "tok_01JD5Z4A1B2C3D4E5F6G7H8J9K", ExpiresAt: "2027-02-26T12:00:00Z", LastUsedAt: "2026-11-28T11:58:30Z",
+	},
+	neverToken: {
+		PrincipalType: apigw.PrincipalServiceAccount, OrgID: "org_beta", Subject: "sa_02",
+		ServiceAccountID: "sa_02", ServiceAccountName: "github-actions-prod", TokenID: "tok_02",
+	},
+	memberToken: {PrincipalType: apigw.PrincipalUser, OrgID: "org_acme", Subject: "user_member", Role: apigw.RoleMember},
+}
+
+// logBuffer is a log sink the server's goroutines may write to while the test reads it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startGateway serves the MCP Lambda handler the way API Gateway does: a TOKEN authorizer
+// (here a map of bearer token to caller) answers 401 for unknown tokens, and allowed requests
+// become proxy events, whose responses are written back to the client.
+func startGateway(t *testing.T, logs io.Writer) *httptest.Server {
+	t.Helper()
+	lambdaHandler := apigw.HTTPHandler(mcpserver.Handler(slog.New(slog.NewJSONHandler(logs, nil)), "test"))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		c, ok := callers[bearer]
+		if !ok || r.URL.Path != apigw.RouteMCP {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"message":"Unauthorized"}`)
+			return
+		}
+		auth := c.Context()
+		auth["principalId"] = c.Subject
+		ev, err := apigw.EventFromHTTP(r, apigw.RouteMCP, nil, events.APIGatewayProxyRequestContext{
+			AccountID: "123456789012", Stage: "dev", RequestID: "req-" + bearer, Authorizer: auth,
+		})
+		if err != nil {
+			t.Errorf("EventFromHTTP: %v", err)
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+			return
+		}
+		resp, err := lambdaHandler(r.Context(), ev)
+		if err != nil {
+			t.Errorf("Lambda handler: %v", err)
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+			return
+		}
+		apigw.WriteResponse(w, resp)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// bearerTransport adds the Authorization header, as an MCP client configured with
+// "headers": {"Authorization": "Bearer ${OPENTRACE_API_TOKEN}"} does.
+type bearerTransport struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
+}
+
+// protocolVersions are the versions the tests speak: the SDK's latest (stateless discovery)
+// and 2025-06-18 (initialize, then a GET for the optional event stream, which a stateless
+// server declines with 405), which MCP clients in the field use.
+var protocolVersions = []string{"", "2025-06-18"}
+
+func connect(ctx context.Context, t *testing.T, url, token, protocolVersion string) (*mcp.ClientSession, error) {
+	t.Helper()
+	client := mcp.NewClient(&mcp.Implementation{Name: "claude-code", Version: "1.0.0"}, nil)
+	return client.Connect(ctx, &mcp.StreamableClientTransport{
+		Endpoint:   url + apigw.RouteMCP,
+		HTTPClient: &http.Client{Transport: bearerTransport{token: token, next: http.DefaultTransport}},
+		MaxRetries: -1, // a refusal is final; retrying would only slow the test
+	}, &mcp.ClientSessionOptions{ProtocolVersion: protocolVersion})
+}
+
+// TestWhoamiThroughAPIGateway drives the server with the official MCP Go SDK client through
+// the same path a request takes in AWS: authorizer, proxy event, Lambda handler, response.
+func TestWhoamiThroughAPIGateway(t *testing.T) {
+	logs := &logBuffer{}
+	srv := startGateway(t, logs)
+	for _, tc := range []struct {
+		name    string
+		token   string
+		want    mcpserver.Identity
+		wantErr string // a connection error must mention this
+	}{
+		{
+			name: "ServiceAccount", token: saToken,
+			want: mcpserver.Identity{
+				PrincipalType: "service_account", OrgID: "org_acme", ServiceAccountID: "sa_01JD5Z3Q7K8M9N0P1R2S3T4V5W",
+				ServiceAccountName: "claude-code-dev-team", TokenID: "tok_01JD5Z4A1B2C3D4E5F6G7H8J9K",
+				ExpiresAt: "2027-02-26T12:00:00Z", LastUsedAt: "2026-11-28T11:58:30Z",
+			},
+		},
+		{
+			name: "ServiceAccountNeverUsedNeverExpires", token: neverToken,
+			want: mcpserver.Identity{
+				PrincipalType: "service_account", OrgID: "org_beta", ServiceAccountID: "sa_02",
+				ServiceAccountName: "github-actions-prod", TokenID: "tok_02",
+			},
+		},
+		{
+			name: "User", token: memberToken,
+			want: mcpserver.Identity{PrincipalType: "user", OrgID: "org_acme", UserID: "user_member", Role: "member"},
+		},
+		{name: "UnknownTokenIs401", token: unknownToken, wantErr: "Unauthorized"},
+	} {
+		for _, pv := range protocolVersions {
+			t.Run(tc.name+"/"+cmp.Or(pv, "latest"), func(t *testing.T) {
+				whoamiSession(t, srv.URL, tc.token, pv, tc.want, tc.wantErr)
+			})
+		}
+	}
+	srv.Close()
+	out := logs.String()
+	for token := range callers {
+		if strings.Contains(out, token) {
+			t.Errorf("a token reached the logs:\n%s", out)
+		}
+	}
+	if !strings.Contains(out, `"orgId":"org_acme"`) {
+		t.Errorf("no request lines in the logs:\n%s", out)
+	}
+}
+
+// whoamiSession connects with token, lists the tools and calls whoami, expecting want, or
+// expects the connection to fail with an error mentioning wantErr.
+func whoamiSession(t *testing.T, url, token, protocolVersion string, want mcpserver.Identity, wantErr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	session, err := connect(ctx, t, url, token, protocolVersion)
+	if wantErr != "" {
+		if err == nil {
+			session.Close()
+			t.Fatal("connected with an unknown token")
+		}
+		if !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("error %q does not mention %q", err, wantErr)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer session.Close()
+	initResult := session.InitializeResult()
+	if initResult.ServerInfo.Name != mcpserver.ServerName || initResult.ServerInfo.Version != "test" {
+		t.Errorf("server info = %+v", initResult.ServerInfo)
+	}
+	if protocolVersion != "" && initResult.ProtocolVersion != protocolVersion {
+		t.Errorf("negotiated %q, want %q", initResult.ProtocolVersion, protocolVersion)
+	}
+
+	tools, err := session.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatalf("list tools: %v", err)
+	}
+	var found *mcp.Tool
+	for _, tool := range tools.Tools {
+		if tool.Name == mcpserver.ToolWhoami {
+			found = tool
+		}
+	}
+	if found == nil || !strings.Contains(found.Description, "MCP setup") || found.OutputSchema == nil {
+		t.Fatalf("tools = %+v; want whoami, described for checking an MCP setup, with an output schema", tools.Tools)
+	}
+
+	res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: mcpserver.ToolWhoami, Arguments: map[string]any{}})
+	if err != nil || res.IsError {
+		t.Fatalf("call whoami: %v %+v", err, res)
+	}
+	var got mcpserver.Identity
+	raw, _ := json.Marshal(res.StructuredContent)
+	if err := json.Unmarshal(raw, &got); err != nil || got != want {
+		t.Fatalf("structured content = %s, want %+v", raw, want)
+	}
+	// Clients without structured-content support read the same JSON as text.
+	if len(res.Content) != 1 {
+		t.Fatalf("content = %+v", res.Content)
+	}
+	text, ok := res.Content[0].(*mcp.TextContent)
+	if !ok || !json.Valid([]byte(text.Text)) || !strings.Contains(text.Text, want.OrgID) {
+		t.Fatalf("text content = %+v", res.Content[0])
+	}
+}
+
+// loadEvent reads an events/ fixture: the same files `sam local invoke` uses.
+func loadEvent(t *testing.T, name string) events.APIGatewayProxyRequest {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "events", name+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.APIGatewayProxyRequest
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+// TestInitializeFixture invokes the Lambda handler with events/mcp.json, as
+// `sam local invoke` would, and expects the JSON-RPC answer to initialize.
+func TestInitializeFixture(t *testing.T) {
+	h := apigw.HTTPHandler(mcpserver.Handler(slog.New(slog.NewJSONHandler(io.Discard, nil)), "test"))
+	resp, err := h(context.Background(), loadEvent(t, "mcp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.IsBase64Encoded || !strings.HasPrefix(resp.Headers["Content-Type"], "application/json") {
+		t.Fatalf("%d %v base64=%v: %s", resp.StatusCode, resp.Headers, resp.IsBase64Encoded, resp.Body)
+	}
+	var rpc struct {
+		JSONRPC string `json:"jsonrpc"`
+		ID      int    `json:"id"`
+		Result  struct {
+			ProtocolVersion string `json:"protocolVersion"`
+			ServerInfo      struct {
+				Name    string `json:"name"`
+				Version string `json:"version"`
+			} `json:"serverInfo"`
+			Capabilities map[string]any `json:"capabilities"`
+			Instructions string         `json:"instructions"`
+		} `json:"result"`
+		Error any `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(resp.Body), &rpc); err != nil {
+		t.Fatalf("%v: %s", err, resp.Body)
+	}
+	r := rpc.Result
+	if rpc.JSONRPC != "2.0" || rpc.ID != 1 || rpc.Error != nil || r.ServerInfo.Name != "opentrace" ||
+		r.ProtocolVersion != "2025-06-18" || r.Capabilities["tools"] == nil || !strings.Contains(r.Instructions, "whoami") {
+		t.Fatalf("initialize result = %s", resp.Body)
+	}
+}
+
+// TestRefusesWithoutCaller serves Handler without the authorizer in front of it: every
+// request must be refused the way the authorizer refuses, before any MCP processing.
+func TestRefusesWithoutCaller(t *testing.T) {
+	ev := loadEvent(t, "mcp")
+	for _, tc := range []struct {
+		name   string
+		method string
+		body   string
+	}{
+		{"Initialize", http.MethodPost, ev.Body},
+		{"ToolsCall", http.MethodPost, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`},
+		{"StreamGET", http.MethodGet, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			h := mcpserver.Handler(slog.New(slog.NewJSONHandler(&logs, nil)), "test")
+			r := httptest.NewRequest(tc.method, "https://api.example.test"+apigw.RouteMCP, strings.NewReader(tc.body))
+			r.Header.Set("Content-Type", "application/json")
+			r.Header.Set("Accept", "application/json, text/event-stream")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != http.StatusUnauthorized || w.Body.String() != `{"message":"Unauthorized"}` ||
+				w.Header().Get("WWW-Authenticate") != "Bearer" || w.Header().Get("Content-Type") != "application/json" {
+				t.Fatalf("%d %v %s", w.Code, w.Header(), w.Body)
+			}
+			if !strings.Contains(logs.String(), `"level":"ERROR"`) {
+				t.Errorf("a request without a caller was not logged as an error: %s", logs.String())
+			}
+		})
+	}
+}

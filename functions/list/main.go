@@ -1,4 +1,5 @@
-// Command list is the Lambda function behind GET /orgs/{orgId}/service-accounts, GET .../{saId} and GET .../{saId}/tokens.
+// Command list is the Lambda function behind the read routes: GET /orgs/{orgId}/service-accounts,
+// GET .../{saId}, GET .../{saId}/tokens and GET /orgs/{orgId}/audit.
 package main
 
 import (

@@ -19,6 +19,7 @@ const (
 	RouteAccount  = "/orgs/{orgId}/service-accounts/{saId}"
 	RouteTokens   = "/orgs/{orgId}/service-accounts/{saId}/tokens"
 	RouteToken    = "/orgs/{orgId}/service-accounts/{saId}/tokens/{tokenId}"
+	RouteAudit    = "/orgs/{orgId}/audit"
 )
 
 // Handler is a Lambda handler for REST API proxy events.
@@ -144,7 +145,8 @@ func (a *API) Create(ctx context.Context, req events.APIGatewayProxyRequest) (ev
 	})
 }
 
-// Read serves the read routes: the list, one account with its tokens, and its tokens.
+// Read serves the read routes: the list, one account with its tokens, its tokens, and the
+// org's audit report.
 func (a *API) Read(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
 	return a.serve(ctx, req, read, func(c Caller, org string) (result, error) {
 		saID := req.PathParameters["saId"]
@@ -163,6 +165,8 @@ func (a *API) Read(ctx context.Context, req events.APIGatewayProxyRequest) (even
 				return result{}, err
 			}
 			return result{http.StatusOK, tokenListJSON{Items: a.tokensJSON(tokens)}}, nil
+		case RouteAudit:
+			return a.auditReport(ctx, org)
 		}
 		return result{}, sa.Errorf(sa.ENOTFOUND, "No such route.")
 	})

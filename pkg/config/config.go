@@ -149,6 +149,25 @@ func FromEnvironment(ctx context.Context) (*App, error) {
 	return Build(ctx, s, dynamodb.NewFromConfig(cfg), peppers)
 }
 
+// TableFromEnvironment builds the store and logger of a function that reads and writes the
+// table but never lists accounts or handles tokens (the stream consumer, the audit): it needs
+// TABLE_NAME and LOG_LEVEL only, and no access to the pepper secret.
+func TableFromEnvironment(ctx context.Context, getenv func(string) string) (*dynamo.Store, *slog.Logger, error) {
+	table := getenv(EnvTable)
+	if table == "" {
+		return nil, nil, fmt.Errorf("%s is not set", EnvTable)
+	}
+	log, err := Logger(getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load AWS config: %w", err)
+	}
+	return dynamo.NewUnsigned(dynamodb.NewFromConfig(cfg), table), log, nil
+}
+
 // Must returns v, or logs err and exits: a function that cannot be wired must fail its cold
 // start, which Lambda reports and retries, rather than answer requests.
 func Must[T any](v T, err error) T {

@@ -23,6 +23,11 @@ type API interface {
 	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 	BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+	// The audit's: a paginated table scan, and whole-item puts and deletes of its checkpoint
+	// and reports.
+	Scan(context.Context, *dynamodb.ScanInput, ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 }
 
 // Retention of what the table keeps after the fact.
@@ -43,6 +48,13 @@ type Store struct {
 }
 
 var _ sa.Store = (*Store)(nil)
+
+// NewUnsigned returns a Store that holds no cursor key, for functions that never list
+// accounts (the stream consumer, the audit), so that they need no access to the secret the key
+// derives from. Listing through it fails with EINTERNAL.
+func NewUnsigned(db API, table string) *Store {
+	return &Store{db: db, table: aws.String(table), eventTTL: DefaultEventRetention, closedTTL: DefaultClosedTokenRetention}
+}
 
 // New returns a Store on table. cursorKey (at least 32 bytes) signs pagination cursors.
 func New(db API, table string, cursorKey []byte) (*Store, error) {
@@ -138,6 +150,9 @@ func (s *Store) CreateServiceAccount(ctx context.Context, acct sa.ServiceAccount
 // ListServiceAccounts returns one page of an org's accounts, oldest first. Errors: EINVALID (a
 // cursor not issued for this org), EUNAVAILABLE.
 func (s *Store) ListServiceAccounts(ctx context.Context, orgID string, limit int, cursor string) (sa.ServiceAccountPage, error) {
+	if s.cursors.key == nil {
+		return sa.ServiceAccountPage{}, sa.Internal(errors.New("dynamo: this store was built without a cursor key"))
+	}
 	in := &dynamodb.QueryInput{
 		TableName:              s.table,
 		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :prefix)"),

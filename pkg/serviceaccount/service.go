@@ -43,6 +43,9 @@ type Store interface {
 	// TouchToken sets the credential's last use to at unless it was already set after
 	// notBefore; a credential that is gone or already fresh is not an error.
 	TouchToken(ctx context.Context, hash string, at, notBefore time.Time) error
+	// GetAuditReport returns the latest audit report of orgID, or an empty report (zero
+	// GeneratedAt, no findings) if the audit has not reported on the org yet.
+	GetAuditReport(ctx context.Context, orgID string) (AuditReport, error)
 }
 
 // Peppers supplies the token-hashing keys in force: the current one first, then, during a
@@ -113,6 +116,10 @@ func NewService(store Store, peppers Peppers, opts ...Option) *Service {
 // Now returns the service's current time, by which token status is judged.
 func (s *Service) Now() time.Time { return s.now() }
 
+// instant is the time recorded for an action: UTC, to the millisecond the store keeps, so
+// what a write returns is exactly what a later read shows.
+func (s *Service) instant() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
+
 // Limits returns the limits in force.
 func (s *Service) Limits() Limits { return s.limits }
 
@@ -141,7 +148,7 @@ func (s *Service) Create(ctx context.Context, orgID, actor string, in CreateInpu
 	if len(bad) > 0 {
 		return ServiceAccount{}, nil, Invalid(bad...)
 	}
-	now := s.now().UTC()
+	now := s.instant()
 	id, err := s.newID("sa_", now)
 	if err != nil {
 		return ServiceAccount{}, nil, err
@@ -214,7 +221,7 @@ func (s *Service) Delete(ctx context.Context, orgID, saID, actor string) error {
 	if !ValidServiceAccountID(saID) {
 		return notFound("service account")
 	}
-	return s.store.DeleteServiceAccount(ctx, orgID, saID, actor, s.now().UTC())
+	return s.store.DeleteServiceAccount(ctx, orgID, saID, actor, s.instant())
 }
 
 // GenerateInput is the request for a new token.
@@ -247,7 +254,7 @@ func (s *Service) GenerateToken(ctx context.Context, orgID, saID, actor string, 
 	if err != nil {
 		return Token{}, "", Internal(fmt.Errorf("generate token: %w", err))
 	}
-	now := s.now().UTC()
+	now := s.instant()
 	id, err := s.newID("tok_", now)
 	if err != nil {
 		return Token{}, "", err
@@ -282,7 +289,7 @@ func (s *Service) retireExpired(ctx context.Context, orgID, saID, actor string) 
 	if err != nil {
 		return false
 	}
-	now := s.now().UTC()
+	now := s.instant()
 	freed := false
 	for _, t := range tokens {
 		if t.ClosedAt == nil && t.Status(now) == StatusExpired {
@@ -326,7 +333,7 @@ func (s *Service) RevokeToken(ctx context.Context, orgID, saID, tokenID, actor s
 	if !ValidServiceAccountID(saID) || !ValidTokenID(tokenID) {
 		return notFound("token")
 	}
-	return s.store.CloseToken(ctx, orgID, saID, tokenID, actor, s.now().UTC(), true)
+	return s.store.CloseToken(ctx, orgID, saID, tokenID, actor, s.instant(), true)
 }
 
 // Authenticate turns a presented service-account token into an identity. It checks the
@@ -364,7 +371,7 @@ func (s *Service) Authenticate(ctx context.Context, presented string) (Identity,
 // processes still produce one change per interval, and bounded by timeout, because last use
 // is bookkeeping that must not hold up the request it records.
 func (s *Service) RecordUsage(ctx context.Context, id Identity, timeout time.Duration) error {
-	now := s.now().UTC()
+	now := s.instant()
 	notBefore := now.Add(-s.limits.LastUsedInterval)
 	if id.LastUsedAt != nil && id.LastUsedAt.After(notBefore) {
 		return nil

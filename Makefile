@@ -12,9 +12,13 @@ FUNCTIONS := $(notdir $(patsubst %/,%,$(wildcard functions/*/)))
 LAMBDA_ENV := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags='-s -w'
 
-.PHONY: all test unit fuzz-smoke fuzz bench lint build tools clean validate sam-build deploy template-check
+.PHONY: all run test unit fuzz-smoke fuzz bench lint build tools clean validate sam-build deploy template-check python-tools
 
 all: lint test build
+
+## run: the whole system on 127.0.0.1:3000 (PORT overrides), from template.yaml; Ctrl-C stops.
+run:
+	$(GO) run ./infra/local -template template.yaml
 
 ## test: lint, then every test with the race detector, then a short run of each fuzzer.
 test: lint unit fuzz-smoke template-check

@@ -1,0 +1,207 @@
+package template
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Resolver gives intrinsic functions their values outside CloudFormation: parameter values
+// (defaults unless overridden), what !Ref of a resource means, and resource attributes.
+type Resolver struct {
+	Params map[string]string // overrides; parameters not named take their Default
+	Refs   map[string]string // logical id → what !Ref returns
+	Attrs  map[string]string // "LogicalId.Attribute" → what !GetAtt returns
+	Pseudo map[string]string // "AWS::Region" and the like
+}
+
+// Resolve turns a property value into a string: scalars as CloudFormation would stringify
+// them, !Ref, !GetAtt and !Sub through r. Anything else is an error naming the construct.
+func (t *Template) Resolve(v any, r Resolver) (string, error) {
+	switch v := v.(type) {
+	case string:
+		return v, nil
+	case int:
+		return strconv.Itoa(v), nil
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64), nil
+	case bool:
+		return strconv.FormatBool(v), nil
+	case map[string]any:
+		if len(v) != 1 {
+			break
+		}
+		if ref, ok := v["Ref"].(string); ok {
+			return t.ref(ref, r)
+		}
+		if ga, ok := v["Fn::GetAtt"].([]any); ok && len(ga) == 2 {
+			name := fmt.Sprint(ga[0]) + "." + fmt.Sprint(ga[1])
+			if s, ok := r.Attrs[name]; ok {
+				return s, nil
+			}
+			return "", fmt.Errorf("template: !GetAtt %s is not supported locally", name)
+		}
+		if sub, ok := v["Fn::Sub"].(string); ok {
+			return t.sub(sub, r)
+		}
+	}
+	return "", fmt.Errorf("template: cannot resolve %v locally", v)
+}
+
+func (t *Template) ref(name string, r Resolver) (string, error) {
+	if s, ok := r.Params[name]; ok {
+		return s, nil
+	}
+	if p, ok := t.Parameters[name]; ok {
+		if p.Default == nil {
+			return "", fmt.Errorf("template: parameter %s has no default and no local value", name)
+		}
+		return t.Resolve(p.Default, r)
+	}
+	if s, ok := r.Refs[name]; ok {
+		return s, nil
+	}
+	if s, ok := r.Pseudo[name]; ok {
+		return s, nil
+	}
+	return "", fmt.Errorf("template: !Ref %s is not supported locally", name)
+}
+
+func (t *Template) sub(s string, r Resolver) (string, error) {
+	var b strings.Builder
+	for {
+		start := strings.Index(s, "${")
+		if start < 0 {
+			b.WriteString(s)
+			return b.String(), nil
+		}
+		end := strings.Index(s[start:], "}")
+		if end < 0 {
+			return "", fmt.Errorf("template: unterminated ${ in !Sub %q", s)
+		}
+		b.WriteString(s[:start])
+		name := s[start+2 : start+end]
+		var val string
+		var err error
+		if res, attr, ok := strings.Cut(name, "."); ok && !strings.Contains(name, "::") {
+			val, err = t.Resolve(map[string]any{"Fn::GetAtt": []any{res, attr}}, r)
+		} else {
+			val, err = t.ref(name, r)
+		}
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(val)
+		s = s[start+end+1:]
+	}
+}
+
+// Function is an AWS::Serverless::Function with Globals applied.
+type Function struct {
+	LogicalID   string
+	Environment map[string]any // unresolved values
+	Events      map[string]Event
+	Timeout     int
+}
+
+// Event is one entry of a function's Events.
+type Event struct {
+	Name       string
+	Type       string
+	Properties map[string]any
+}
+
+// Supported describes what the local stack understands; anything else in the template makes
+// Functions and Check fail, so a feature is never silently missing locally.
+var (
+	supportedResources = []string{
+		"AWS::Serverless::Function", "AWS::Serverless::Api", "AWS::DynamoDB::Table",
+		"AWS::SecretsManager::Secret", "AWS::Logs::LogGroup", "AWS::SQS::Queue",
+	}
+	supportedFunctionProperties = []string{
+		"CodeUri", "Description", "Environment", "Events", "LoggingConfig", "Policies",
+		"Timeout", "MemorySize", "Runtime", "Architectures", "Handler", "Tracing",
+	}
+	supportedEvents = []string{"Api", "DynamoDB", "Schedule", "ScheduleV2"}
+)
+
+// Check reports every resource type, function property and event type the local stack does
+// not understand.
+func (t *Template) Check() error {
+	var problems []string
+	for _, id := range slices.Sorted(maps.Keys(t.Resources)) {
+		r := t.Resources[id]
+		if !slices.Contains(supportedResources, r.Type) {
+			problems = append(problems, fmt.Sprintf("resource %s: type %s", id, r.Type))
+			continue
+		}
+		if r.Type != "AWS::Serverless::Function" {
+			continue
+		}
+		if bm, _ := r.Metadata["BuildMethod"].(string); bm != "makefile" {
+			problems = append(problems, fmt.Sprintf("function %s: BuildMethod %q (want makefile)", id, bm))
+		}
+		for _, k := range slices.Sorted(maps.Keys(r.Properties)) {
+			if !slices.Contains(supportedFunctionProperties, k) {
+				problems = append(problems, fmt.Sprintf("function %s: property %s", id, k))
+			}
+		}
+		events, _ := r.Properties["Events"].(map[string]any)
+		for _, name := range slices.Sorted(maps.Keys(events)) {
+			e, _ := events[name].(map[string]any)
+			if typ, _ := e["Type"].(string); !slices.Contains(supportedEvents, typ) {
+				problems = append(problems, fmt.Sprintf("function %s: event %s of type %q", id, name, typ))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("template: not supported by the local stack: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Functions returns every function with the template's Globals merged in, after Check.
+func (t *Template) Functions() (map[string]Function, error) {
+	if err := t.Check(); err != nil {
+		return nil, err
+	}
+	globals := mapping(mapping(t.Globals)["Function"])
+	out := map[string]Function{}
+	for id, r := range t.Resources {
+		if r.Type != "AWS::Serverless::Function" {
+			continue
+		}
+		f := Function{LogicalID: id, Environment: map[string]any{}, Events: map[string]Event{}}
+		maps.Copy(f.Environment, mapping(mapping(globals["Environment"])["Variables"]))
+		maps.Copy(f.Environment, mapping(mapping(r.Properties["Environment"])["Variables"]))
+		timeout := r.Properties["Timeout"]
+		if timeout == nil {
+			timeout = globals["Timeout"]
+		}
+		f.Timeout, _ = timeout.(int)
+		for name, raw := range mapping(r.Properties["Events"]) {
+			e := mapping(raw)
+			f.Events[name] = Event{Name: name, Type: str(e["Type"]), Properties: mapping(e["Properties"])}
+		}
+		out[id] = f
+	}
+	return out, nil
+}
+
+// Env resolves a function's environment variables to strings.
+func (t *Template) Env(f Function, r Resolver) (map[string]string, error) {
+	env := map[string]string{}
+	keys := slices.Collect(maps.Keys(f.Environment))
+	sort.Strings(keys)
+	for _, k := range keys {
+		v, err := t.Resolve(f.Environment[k], r)
+		if err != nil {
+			return nil, fmt.Errorf("function %s: environment %s: %w", f.LogicalID, k, err)
+		}
+		env[k] = v
+	}
+	return env, nil
+}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +43,8 @@ type fixture struct {
 	ctx   context.Context
 	ids   map[string]string // placeholders in path parameters: {sa}, {tok}, {otherSA}, ...
 	token string            // a live token of {sa}
+	// failTransactions makes TransactWriteItems fail, after the reads of a write succeeded.
+	failTransactions *atomic.Bool
 }
 
 // newFixture wires the handlers to the service on minidyn, and creates an account {sa} with a
@@ -56,13 +59,14 @@ func newFixture(t *testing.T) *fixture {
 	}
 	limits := sa.DefaultLimits
 	limits.MaxActiveTokens = 2
-	app, err := config.Build(context.Background(), config.Settings{Table: dynamotest.TableName, Limits: limits}, db.Client, src)
+	fail := &atomic.Bool{}
+	app, err := config.Build(context.Background(), config.Settings{Table: dynamotest.TableName, Limits: limits}, faultyDB{db.Client, fail}, src)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{
 		api: &apigw.API{Service: app.Service, Log: slog.New(slog.NewJSONHandler(io.Discard, nil))},
-		db:  db, ctx: context.Background(), ids: map[string]string{},
+		db:  db, ctx: context.Background(), ids: map[string]string{}, failTransactions: fail,
 	}
 	svc := app.Service
 	must := func(err error) {

@@ -24,7 +24,7 @@ func (c cursorSigner) mac(org, position string) []byte {
 }
 
 func (c cursorSigner) seal(org, position string) string {
-	enc := base64.RawURLEncoding
+	enc := base64.RawURLEncoding.Strict() // one encoding per cursor: no equivalent variants
 	return cursorVersion + "." + enc.EncodeToString([]byte(position)) + "." + enc.EncodeToString(c.mac(org, position))
 }
 
@@ -40,7 +40,7 @@ func (c cursorSigner) open(org, cursor string) (string, error) {
 	if !ok {
 		return "", errBadCursor
 	}
-	enc := base64.RawURLEncoding
+	enc := base64.RawURLEncoding.Strict() // one encoding per cursor: no equivalent variants
 	pos, err1 := enc.DecodeString(pos64)
 	mac, err2 := enc.DecodeString(mac64)
 	if err1 != nil || err2 != nil || !hmac.Equal(mac, c.mac(org, string(pos))) {

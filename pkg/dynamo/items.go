@@ -20,21 +20,24 @@ import (
 //	ORG#<org>            SANAME#<folded name>       name guard: one name per org, ignoring case
 //	ORG#<org>            TOKEN#<saId>#<tokenId>     token metadata
 //	ORG#<org>            EVENT#<time>#<id>          audit trail (expires through TTL)
+//	ORG#<org>            SADELETE#<saId>            delete lock: refuses new tokens while held
 //	TOKENHASH#<hmac>     TOKENHASH                  credential; deleted on revoke and delete
 const (
-	orgPrefix     = "ORG#"
-	orgSK         = "ORG"
-	saPrefix      = "SA#"
-	namePrefix    = "SANAME#"
-	tokenPrefix   = "TOKEN#"
-	eventPrefix   = "EVENT#"
-	credPrefix    = "TOKENHASH#"
-	credSK        = "TOKENHASH"
-	itemAccount   = "service_account"
-	itemToken     = "token"
-	itemCred      = "credential"
-	itemEvent     = "event"
-	itemNameGuard = "name_guard"
+	orgPrefix        = "ORG#"
+	orgSK            = "ORG"
+	saPrefix         = "SA#"
+	namePrefix       = "SANAME#"
+	tokenPrefix      = "TOKEN#"
+	eventPrefix      = "EVENT#"
+	deleteLockPrefix = "SADELETE#"
+	credPrefix       = "TOKENHASH#"
+	credSK           = "TOKENHASH"
+	itemAccount      = "service_account"
+	itemToken        = "token"
+	itemCred         = "credential"
+	itemEvent        = "event"
+	itemNameGuard    = "name_guard"
+	itemDeleteLock   = "delete_lock"
 )
 
 func orgPK(org string) string             { return orgPrefix + org }
@@ -42,6 +45,7 @@ func accountSK(saID string) string        { return saPrefix + saID }
 func nameSK(key string) string            { return namePrefix + key }
 func tokenSK(saID, tokenID string) string { return tokenPrefix + saID + "#" + tokenID }
 func tokensOf(saID string) string         { return tokenPrefix + saID + "#" }
+func deleteLockSK(saID string) string     { return deleteLockPrefix + saID }
 func credPK(hash string) string           { return credPrefix + hash }
 func eventSK(at time.Time, id string) string {
 	return eventPrefix + at.UTC().Format(time.RFC3339Nano) + "#" + id

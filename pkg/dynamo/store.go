@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -35,7 +36,7 @@ const (
 	DefaultEventRetention       = 400 * 24 * time.Hour // audit trail: over a year, for yearly reviews
 	DefaultClosedTokenRetention = 90 * 24 * time.Hour  // revoked tokens stay listed this long
 	credentialExpiryGrace       = 24 * time.Hour       // TTL deletion lags; expiry is checked on read anyway
-	maxTransactAttempts         = 5                    // optimistic retries when a concurrent write wins
+	maxTransactAttempts         = 10                   // optimistic retries when a concurrent write wins
 )
 
 // Store implements serviceaccount.Store on one DynamoDB table.
@@ -65,6 +66,18 @@ func New(db API, table string, cursorKey []byte) (*Store, error) {
 		db: db, table: aws.String(table), cursors: cursorSigner{key: cursorKey},
 		eventTTL: DefaultEventRetention, closedTTL: DefaultClosedTokenRetention,
 	}, nil
+}
+
+// backoff waits before the next optimistic attempt: a few milliseconds, doubling, with full
+// jitter, so writers that collided do not collide again in lockstep.
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(rand.Int64N(int64(2*time.Millisecond) << min(attempt, 6)))
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }
 
 func key(pk, sk string) map[string]types.AttributeValue {
@@ -225,11 +238,44 @@ func notFoundAs(err error, what string) error {
 
 // DeleteServiceAccount deletes an account together with the credentials and metadata of its
 // open tokens in one transaction, so no token of it outlives the delete. The transaction is
-// conditioned on the account's open-token count being the one read, so a token generated
-// concurrently either makes this attempt retry or finds the account gone. Metadata of tokens
+// conditioned on the account's open-token count being the number of open tokens read and on
+// each of them still being open, so the set deleted is exactly the set open at commit: a token
+// generated or closed concurrently makes this attempt read again, or finds the account gone. Metadata of tokens
 // already closed is removed afterwards; what remains is the audit trail. Errors: ENOTFOUND,
 // EUNAVAILABLE.
 func (s *Store) DeleteServiceAccount(ctx context.Context, orgID, saID, actor string, at time.Time) error {
+	pk := orgPK(orgID)
+	// First stop new tokens: while the account's delete lock exists, generation is refused,
+	// so the delete below races only with revocations, which are finite, and cannot be
+	// starved by a client generating tokens in a loop.
+	lock := key(pk, deleteLockSK(saID))
+	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{ConditionCheck: &types.ConditionCheck{
+			TableName: s.table, Key: key(pk, accountSK(saID)), ConditionExpression: aws.String("attribute_exists(pk)"),
+		}},
+		{Put: &types.Put{TableName: s.table, Item: map[string]types.AttributeValue{
+			"pk": str(pk), "sk": str(deleteLockSK(saID)), "type": str(itemDeleteLock), "saId": str(saID),
+			TTLAttribute: num(at.Add(time.Hour).Unix()), // a crashed delete does not lock the account forever
+		}}},
+	}})
+	if conditionFailures(err)[0] {
+		return sa.Errorf(sa.ENOTFOUND, "The service account does not exist.")
+	}
+	if err != nil {
+		return classify("delete service account", err)
+	}
+	if err := s.deleteMarked(ctx, orgID, saID, actor, at); err != nil {
+		// Release the lock, so that a failed delete leaves the account as it was. If even this
+		// fails, the account refuses new tokens until the delete is retried or the lock's TTL.
+		_, _ = s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: s.table, Key: lock})
+		return err
+	}
+	return nil
+}
+
+// deleteMarked deletes an account whose delete lock is held, with all its open tokens and the
+// lock.
+func (s *Store) deleteMarked(ctx context.Context, orgID, saID, actor string, at time.Time) error {
 	pk := orgPK(orgID)
 	for attempt := 0; ; attempt++ {
 		var acct accountItem
@@ -240,14 +286,24 @@ func (s *Store) DeleteServiceAccount(ctx context.Context, orgID, saID, actor str
 		if err != nil {
 			return err
 		}
+		open := 0
+		for _, t := range tokens {
+			if t.ClosedAt == nil {
+				open++
+			}
+		}
 		items := []types.TransactWriteItem{
+			// The account's counter must equal the open tokens read, so that a token generated
+			// or closed since the read (or a read that saw half of one) makes this attempt fail
+			// and read again, rather than leave a credential behind.
 			{Delete: &types.Delete{
 				TableName:                 s.table,
 				Key:                       key(pk, accountSK(saID)),
 				ConditionExpression:       aws.String("attribute_exists(pk) AND activeTokens = :n"),
-				ExpressionAttributeValues: map[string]types.AttributeValue{":n": num(int64(acct.ActiveTokens))},
+				ExpressionAttributeValues: map[string]types.AttributeValue{":n": num(int64(open))},
 			}},
 			{Delete: &types.Delete{TableName: s.table, Key: key(pk, nameSK(acct.NameKey))}},
+			{Delete: &types.Delete{TableName: s.table, Key: key(pk, deleteLockSK(saID))}},
 			{Update: &types.Update{
 				TableName:                 s.table,
 				Key:                       key(pk, orgSK),
@@ -262,9 +318,15 @@ func (s *Store) DeleteServiceAccount(ctx context.Context, orgID, saID, actor str
 				closed = append(closed, t)
 				continue
 			}
+			// Each open token must still be open: with the counter alone, a token closed and
+			// another generated since the read would leave the count equal and the new
+			// token's credential behind.
 			items = append(items,
 				types.TransactWriteItem{Delete: &types.Delete{TableName: s.table, Key: key(credPK(t.Hash), credSK)}},
-				types.TransactWriteItem{Delete: &types.Delete{TableName: s.table, Key: key(pk, t.SK)}})
+				types.TransactWriteItem{Delete: &types.Delete{
+					TableName: s.table, Key: key(pk, t.SK),
+					ConditionExpression: aws.String("attribute_exists(pk) AND attribute_not_exists(closedAt)"),
+				}})
 		}
 		ev, err := s.event(orgID, "service_account.deleted", actor, saID, "", at)
 		if err != nil {
@@ -273,17 +335,27 @@ func (s *Store) DeleteServiceAccount(ctx context.Context, orgID, saID, actor str
 		items = append(items, ev)
 		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 		if err == nil {
-			return s.deleteClosed(ctx, closed)
+			// The account and every credential are gone: the delete has happened. Metadata of
+			// closed tokens is inert and carries a TTL, so a failed clean-up is left to it
+			// rather than reported as a failed delete the caller would retry.
+			_ = s.deleteClosed(ctx, closed)
+			return nil
 		}
-		if !conditionFailures(err)[0] || attempt+1 == maxTransactAttempts {
+		if len(conditionFailures(err)) == 0 {
 			return classify("delete service account", err)
+		}
+		if attempt+1 == maxTransactAttempts {
+			return sa.Unavailable(fmt.Errorf("delete service account: still contended after %d attempts: %w", maxTransactAttempts, err))
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return sa.Unavailable(err)
 		}
 		// A token was generated or closed since the read: read again and retry.
 	}
 }
 
-// deleteClosed removes metadata of closed tokens of a deleted account. They hold no
-// credential, so a failure here leaves nothing usable, and their TTL removes them anyway.
+// deleteClosed removes metadata of closed tokens of a deleted account, retrying what
+// BatchWriteItem leaves unprocessed a few times.
 func (s *Store) deleteClosed(ctx context.Context, tokens []tokenItem) error {
 	for start := 0; start < len(tokens); start += 25 {
 		var reqs []types.WriteRequest
@@ -362,13 +434,19 @@ func (s *Store) CreateToken(ctx context.Context, t sa.Token, cred sa.Credential,
 	if err != nil {
 		return err
 	}
+	unlocked := types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
+		TableName: s.table, Key: key(pk, deleteLockSK(t.ServiceAccountID)), ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	}}
 	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-		TransactItems: []types.TransactWriteItem{slot, meta, credential, ev},
+		TransactItems: []types.TransactWriteItem{slot, meta, credential, ev, unlocked},
 	})
-	if err == nil {
+	failed := conditionFailures(err)
+	switch {
+	case err == nil:
 		return nil
-	}
-	if !conditionFailures(err)[0] {
+	case failed[4]:
+		return sa.Errorf(sa.ENOTFOUND, "The service account is being deleted.")
+	case !failed[0]:
 		return classify("create token", err)
 	}
 	// The slot condition failed: either the account is gone or it is full.
@@ -399,6 +477,7 @@ func (s *Store) ListTokens(ctx context.Context, orgID, saID string) ([]sa.Token,
 func (s *Store) CloseToken(ctx context.Context, orgID, saID, tokenID, actor string, at time.Time, revoke bool) error {
 	pk := orgPK(orgID)
 	tk := key(pk, tokenSK(saID, tokenID))
+	slot := true // whether the account still holds a slot for the token
 	for attempt := 0; ; attempt++ {
 		var t tokenItem
 		if err := s.get(ctx, tk, &t); err != nil {
@@ -432,7 +511,7 @@ func (s *Store) CloseToken(ctx context.Context, orgID, saID, tokenID, actor stri
 		if err != nil {
 			return err
 		}
-		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		items := []types.TransactWriteItem{
 			{Update: &types.Update{
 				TableName:                 s.table,
 				Key:                       tk,
@@ -442,20 +521,35 @@ func (s *Store) CloseToken(ctx context.Context, orgID, saID, tokenID, actor stri
 				ExpressionAttributeValues: values,
 			}},
 			{Delete: &types.Delete{TableName: s.table, Key: key(credPK(t.Hash), credSK)}},
-			{Update: &types.Update{
+			ev,
+		}
+		if slot {
+			items = append(items, types.TransactWriteItem{Update: &types.Update{
 				TableName:                 s.table,
 				Key:                       key(pk, accountSK(saID)),
 				UpdateExpression:          aws.String("SET activeTokens = activeTokens - :one"),
 				ConditionExpression:       aws.String("attribute_exists(pk) AND activeTokens > :zero"),
 				ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":zero": num(0)},
-			}},
-			ev,
-		}})
-		if err == nil {
-			return nil
+			}})
 		}
-		if len(conditionFailures(err)) == 0 || attempt+1 == maxTransactAttempts {
+		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		failed := conditionFailures(err)
+		switch {
+		case err == nil:
+			return nil
+		case len(failed) == 0:
 			return classify("close token", err)
+		case attempt+1 == maxTransactAttempts:
+			return sa.Unavailable(fmt.Errorf("close token: still contended after %d attempts: %w", maxTransactAttempts, err))
+		case failed[3] && !failed[0]:
+			// The token is open but its account is gone: close it all the same, so that no
+			// credential outlives its account, without a slot to free.
+			if _, gerr := s.GetServiceAccount(ctx, orgID, saID); sa.ErrorCode(gerr) == sa.ENOTFOUND {
+				slot = false
+			}
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return sa.Unavailable(err)
 		}
 		// Closed or deleted concurrently: the next read tells which.
 	}

@@ -31,7 +31,10 @@ type Stream struct {
 	arn      string
 	now      func() time.Time
 
-	mu     sync.Mutex // serialises writes, so before/after images are exact
+	// mu serialises writes, so before/after images are exact, and keeps reads from seeing a
+	// transaction half applied: minidyn applies a transaction item by item, where DynamoDB
+	// never shows a read an uncommitted transaction.
+	mu     sync.RWMutex
 	seq    uint64
 	subs   []*Subscription
 	shards int
@@ -59,6 +62,8 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	target := r.Header.Get("X-Amz-Target")
 	op := target[strings.LastIndexByte(target, '.')+1:]
 	if !writeOps[op] {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
 		s.inner.ServeHTTP(w, r)
 		return
 	}

@@ -24,6 +24,10 @@ func (s *Stack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveLocal(w, r)
 		return
 	}
+	if s.throttle != nil && !s.throttle.take() {
+		s.gatewayResponse(w, "THROTTLED", http.StatusTooManyRequests, `{"message":"Too Many Requests"}`)
+		return
+	}
 	rt, params := s.match(r.Method, r.URL.Path)
 	if rt == nil {
 		// REST APIs answer an unknown path, or a method a resource lacks, this way.

@@ -73,6 +73,7 @@ func (s *Stack) devToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b, _ := json.Marshal(map[string]string{"token": tok})
+	w.Header().Set("Cache-Control", "no-store") // a credential, like the API's token response
 	writeJSON(w, http.StatusOK, string(b))
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +59,7 @@ type Stack struct {
 	authorizer AuthorizerHandler
 	authTTL    time.Duration
 	authCache  sync.Map // header value → cachedPolicy
+	throttle   *bucket  // nil: the stage is not throttled
 	responses  map[string]template.GatewayResponse
 	subs       map[string]*Subscription
 	schedules  map[string]ScheduleHandler
@@ -189,6 +191,17 @@ func (s *Stack) build(ctx context.Context, opts Options) error {
 		return err
 	}
 	s.responses = s.api.GatewayResponses
+	if s.api.RateLimit != nil {
+		rate, err := resolveNumber(s.tpl, s.api.RateLimit, resolver)
+		if err != nil {
+			return err
+		}
+		burst, err := resolveNumber(s.tpl, s.api.BurstLimit, resolver)
+		if err != nil {
+			return err
+		}
+		s.throttle = newBucket(rate, burst)
+	}
 
 	functions, err := s.tpl.Functions()
 	if err != nil {
@@ -348,3 +361,15 @@ func onlyKeys(m map[string]any, allowed ...string) error {
 
 // Subscriptions returns the running stream subscriptions by function.
 func (s *Stack) Subscriptions() map[string]*Subscription { return s.subs }
+
+func resolveNumber(tpl *template.Template, v any, r template.Resolver) (float64, error) {
+	s, err := tpl.Resolve(v, r)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("local stack: throttling limit %q is not a positive number", s)
+	}
+	return n, nil
+}

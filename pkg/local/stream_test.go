@@ -293,3 +293,19 @@ func TestStreamFilter(t *testing.T) {
 		}
 	}
 }
+
+func TestBucket(t *testing.T) {
+	b := newBucket(1, 3)
+	for i := range 3 {
+		if !b.take() {
+			t.Fatalf("request %d of the burst refused", i)
+		}
+	}
+	if b.take() {
+		t.Fatal("a request beyond the burst passed")
+	}
+	b.last = b.last.Add(-time.Second) // a second later, one more
+	if !b.take() || b.take() {
+		t.Fatal("the bucket does not refill at its rate")
+	}
+}

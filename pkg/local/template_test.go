@@ -96,3 +96,25 @@ func TestRefusesUnsupportedTemplate(t *testing.T) {
 		})
 	}
 }
+
+// TestThrottling: the stage's MethodSettings throttle applies, and its Gateway Response is 429.
+func TestThrottling(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := local.Start(context.Background(), ln, local.Options{
+		Template: "../../template.yaml",
+		Params:   map[string]string{"ApiThrottlingRateLimit": "1", "ApiThrottlingBurstLimit": "2"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	call(t, "GET", s.URL+"/v1/whoami", "", nil).want(t, 401)
+	call(t, "GET", s.URL+"/v1/whoami", "", nil).want(t, 401)
+	r := call(t, "GET", s.URL+"/v1/whoami", "", nil).want(t, 429)
+	if r.body["message"] != "Too Many Requests" {
+		t.Fatalf("429 body %s", r.raw)
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opentrace/service-accounts/pkg/secrets"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+	"github.com/opentrace/service-accounts/pkg/token"
 )
 
 func TestCreateAndGet(t *testing.T) {
@@ -476,4 +478,36 @@ func mustToken(t *testing.T) string {
 	acct := e.create(t, "org_z", "elsewhere")
 	_, s := e.generate(t, "org_z", acct.ID)
 	return s
+}
+
+// TestPepperRotation: a token hashed with the pepper being rotated out keeps working while the
+// secret holds it as previous, new tokens use the new pepper, and once the previous pepper is
+// removed the old token stops working.
+func TestPepperRotation(t *testing.T) {
+	e := newEnv(t)
+	acct := e.create(t, "org_a", "claude-code")
+	_, old := e.generate(t, "org_a", acct.ID)
+	v2 := token.Pepper{Version: "2", Key: []byte(strings.Repeat("n", 48))}
+	rotate := func(current token.Pepper, previous *token.Pepper) *sa.Service {
+		t.Helper()
+		src, err := secrets.NewStatic(current, previous)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sa.NewService(e.store, secrets.Peppers{Source: src}, sa.WithClock(e.clock.Now))
+	}
+	during := rotate(v2, &testPepper)
+	if _, err := during.Authenticate(e.ctx, old); err != nil {
+		t.Fatalf("during rotation the old token must work: %v", err)
+	}
+	tok, fresh, err := during.GenerateToken(e.ctx, "org_a", acct.ID, "u", sa.GenerateInput{})
+	if err != nil || tok.PepperVersion != "2" {
+		t.Fatalf("new token under version %q (%v), want 2", tok.PepperVersion, err)
+	}
+	after := rotate(v2, nil)
+	if _, err := after.Authenticate(e.ctx, fresh); err != nil {
+		t.Fatalf("after rotation the new token must work: %v", err)
+	}
+	_, err = after.Authenticate(e.ctx, old)
+	wantCode(t, err, sa.EUNAUTHORIZED)
 }

@@ -14,6 +14,9 @@ type API struct {
 	Stage            any // unresolved StageName
 	Authorizer       *Authorizer
 	GatewayResponses map[string]GatewayResponse
+	// Throttling of the whole stage: unresolved ThrottlingRateLimit and ThrottlingBurstLimit
+	// of a MethodSettings entry for every resource and method; nil when not throttled.
+	RateLimit, BurstLimit any
 }
 
 // Authorizer is a Lambda TOKEN authorizer of an API.
@@ -33,7 +36,7 @@ type GatewayResponse struct {
 }
 
 var (
-	supportedAPIProperties        = []string{"StageName", "TracingEnabled", "Auth", "GatewayResponses"}
+	supportedAPIProperties        = []string{"StageName", "TracingEnabled", "Auth", "GatewayResponses", "MethodSettings"}
 	supportedAuthProperties       = []string{"DefaultAuthorizer", "Authorizers"}
 	supportedAuthorizerProperties = []string{"FunctionArn", "FunctionPayloadType", "Identity"}
 	supportedIdentityProperties   = []string{"Header", "ReauthorizeEvery"}
@@ -75,6 +78,16 @@ func (t *Template) API(logicalID string) (API, error) {
 			header = "Authorization"
 		}
 		api.Authorizer = &Authorizer{Name: name, Function: fmt.Sprint(ga[0]), Header: header, CacheTTL: id["ReauthorizeEvery"]}
+	}
+	for _, raw := range list(r.Properties["MethodSettings"]) {
+		ms := mapping(raw)
+		if err := only("api "+logicalID+" MethodSettings", ms, []string{"ResourcePath", "HttpMethod", "ThrottlingRateLimit", "ThrottlingBurstLimit"}); err != nil {
+			return API{}, err
+		}
+		if str(ms["ResourcePath"]) != "/*" || str(ms["HttpMethod"]) != "*" {
+			return API{}, fmt.Errorf("template: api %s: the local stack supports stage-wide MethodSettings only (/*, *)", logicalID)
+		}
+		api.RateLimit, api.BurstLimit = ms["ThrottlingRateLimit"], ms["ThrottlingBurstLimit"]
 	}
 	for kind, raw := range mapping(r.Properties["GatewayResponses"]) {
 		g := mapping(raw)

@@ -1,0 +1,690 @@
+package local_test
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/opentrace/service-accounts/pkg/local"
+	"github.com/opentrace/service-accounts/pkg/template"
+	"github.com/opentrace/service-accounts/pkg/token"
+)
+
+// The two tenants of the isolation tests. Account names carry the org's name so that a value
+// of one org found in a response to the other is unmistakable, and never a coincidence.
+const (
+	isoOrg   = "org_acme"     // the org under test
+	isoOther = "org_umbrella" // another tenant of the same deployment
+)
+
+// Principals of the isolation matrix, in the order of the columns of isolationMatrix.
+const (
+	isoAdmin       = iota // a dashboard admin of the org
+	isoMember             // a dashboard member of the org
+	isoOtherAdmin         // a dashboard admin of the other org
+	isoToken              // a service-account token of the org
+	isoOtherToken         // a service-account token of the other org
+	isoRevoked            // a token of the org, revoked
+	isoUnknown            // a well-formed token with a valid checksum that was never issued
+	isoBadChecksum        // a token of the org with one character changed: a typo
+	isoNotAToken          // a string that is neither a token nor a JWT
+	isoNoHeader           // no Authorization header at all
+	isoPrincipals
+)
+
+// isoPrincipal is who calls, as the matrix sees it.
+type isoPrincipal struct {
+	name string
+	// org is the org whose identity the data routes must report; "" for a principal the
+	// authorizer refuses.
+	org string
+	// foreign principals may learn nothing of the org: they are outside it, or not an identity.
+	foreign bool
+}
+
+var isoPrincipalTable = [isoPrincipals]isoPrincipal{
+	isoAdmin:       {name: "AdminOfOrg", org: isoOrg},
+	isoMember:      {name: "MemberOfOrg", org: isoOrg},
+	isoOtherAdmin:  {name: "AdminOfOtherOrg", org: isoOther, foreign: true},
+	isoToken:       {name: "TokenOfOrg", org: isoOrg},
+	isoOtherToken:  {name: "TokenOfOtherOrg", org: isoOther, foreign: true},
+	isoRevoked:     {name: "RevokedToken", foreign: true},
+	isoUnknown:     {name: "UnknownToken", foreign: true},
+	isoBadChecksum: {name: "BadChecksum", foreign: true},
+	isoNotAToken:   {name: "NotAToken", foreign: true},
+	isoNoHeader:    {name: "NoHeader", foreign: true},
+}
+
+// isoRoute is one route of the API, its path as template.yaml writes it. A route with {saId} runs against a fresh account (with one token) of the org,
+// so that each row starts from the same state whatever the rows before it did.
+type isoRoute struct {
+	name, method, path string
+}
+
+// isolationMatrix is the contract of DESIGN.md section 5 for every route × principal: 401 for
+// anything that is not a valid identity, 403 for a valid identity outside what it may (a token
+// on /orgs/…, another org's user, a member writing), and the function's own answer otherwise.
+var isolationMatrix = []struct {
+	want  [isoPrincipals]int
+	route isoRoute
+}{
+	// Columns: admin, member, the other org's admin, a token, the other org's token, revoked,
+	// unknown, bad checksum, not a token, no header.
+	//                  Adm  Mem  OAdm Tok  OTok Rev  Unkn Typo NotT None
+	{[isoPrincipals]int{201, 403, 403, 403, 403, 401, 401, 401, 401, 401}, isoRoute{"Create", "POST", "/orgs/{orgId}/service-accounts"}},
+	{[isoPrincipals]int{200, 200, 403, 403, 403, 401, 401, 401, 401, 401}, isoRoute{"List", "GET", "/orgs/{orgId}/service-accounts"}},
+	{[isoPrincipals]int{200, 200, 403, 403, 403, 401, 401, 401, 401, 401}, isoRoute{"Get", "GET", "/orgs/{orgId}/service-accounts/{saId}"}},
+	{[isoPrincipals]int{204, 403, 403, 403, 403, 401, 401, 401, 401, 401}, isoRoute{"Delete", "DELETE", "/orgs/{orgId}/service-accounts/{saId}"}},
+	{[isoPrincipals]int{201, 403, 403, 403, 403, 401, 401, 401, 401, 401}, isoRoute{"Generate", "POST", "/orgs/{orgId}/service-accounts/{saId}/tokens"}},
+	{[isoPrincipals]int{200, 200, 403, 403, 403, 401, 401, 401, 401, 401}, isoRoute{"ListTokens", "GET", "/orgs/{orgId}/service-accounts/{saId}/tokens"}},
+	{[isoPrincipals]int{204, 403, 403, 403, 403, 401, 401, 401, 401, 401}, isoRoute{"Revoke", "DELETE", "/orgs/{orgId}/service-accounts/{saId}/tokens/{tokenId}"}},
+	{[isoPrincipals]int{200, 200, 403, 403, 403, 401, 401, 401, 401, 401}, isoRoute{"Audit", "GET", "/orgs/{orgId}/audit"}},
+	{[isoPrincipals]int{200, 200, 200, 200, 200, 401, 401, 401, 401, 401}, isoRoute{"Whoami", "GET", "/v1/whoami"}},
+	{[isoPrincipals]int{200, 200, 200, 200, 200, 401, 401, 401, 401, 401}, isoRoute{"MCP", "POST", "/mcp/v1"}},
+	// The stateless MCP server has no stream to open and no session to end: 405 from the function.
+	{[isoPrincipals]int{405, 405, 405, 405, 405, 401, 401, 401, 401, 401}, isoRoute{"MCPGet", "GET", "/mcp/v1"}},
+	{[isoPrincipals]int{405, 405, 405, 405, 405, 401, 401, 401, 401, 401}, isoRoute{"MCPDelete", "DELETE", "/mcp/v1"}},
+}
+
+// Bodies of the refusals API Gateway sends itself (template.yaml's Gateway Responses). A 403
+// with the gateway's body proves the request was refused by the authorizer's policy, before
+// any function looked anything up.
+const (
+	gatewayUnauthorized = `{"message":"Unauthorized"}`
+	gatewayForbidden    = `{"message":"Forbidden"}`
+	gatewayNotFound     = `{"message":"Not Found"}`
+)
+
+// isoFixture is the org under test, the other org, and a credential for every principal.
+type isoFixture struct {
+	s     *local.Stack
+	creds [isoPrincipals]string // the bearer credential of each principal; "" sends no header
+	// orgData is every value that identifies something of the org: account ids and names,
+	// token ids, hints and secrets. None may reach a foreign principal.
+	orgData []string
+	n       int // targets created, for unique names
+}
+
+// isoTarget is an account of the org, with one token, that one matrix row acts on.
+type isoTarget struct {
+	saID, tokenID string
+}
+
+func newIsoFixture(t *testing.T) *isoFixture {
+	t.Helper()
+	s, _ := startStack(t)
+	f := &isoFixture{s: s}
+	f.creds[isoAdmin] = devToken(t, s, isoOrg, "admin", "user_alice")
+	f.creds[isoMember] = devToken(t, s, isoOrg, "member", "user_bob")
+	f.creds[isoOtherAdmin] = devToken(t, s, isoOther, "admin", "user_mallory")
+
+	// The org's token principals belong to an account no row acts on, so that a row deleting
+	// or revoking its own target never changes who the other rows' principals are.
+	holder := f.createAccount(t, "acme-iso-token-holder")
+	f.creds[isoToken], _ = f.generate(t, holder)
+	var revokedID string
+	f.creds[isoRevoked], revokedID = f.generate(t, holder)
+	call(t, "DELETE", f.url("/orgs/{orgId}/service-accounts/{saId}/tokens/{tokenId}", isoTarget{holder, revokedID}),
+		f.creds[isoAdmin], nil).want(t, 204)
+
+	otherAcct := call(t, "POST", s.URL+"/orgs/"+isoOther+"/service-accounts", f.creds[isoOtherAdmin],
+		map[string]string{"name": "umbrella-iso-pipeline"}).want(t, 201).body["id"].(string)
+	f.creds[isoOtherToken] = call(t, "POST", s.URL+"/orgs/"+isoOther+"/service-accounts/"+otherAcct+"/tokens",
+		f.creds[isoOtherAdmin], nil).want(t, 201).body["token"].(string)
+
+	f.creds[isoUnknown] = unknownToken(t)
+	f.creds[isoBadChecksum] = withTypo(f.creds[isoToken])
+	f.creds[isoNotAToken] = "not-a-token-at-all"
+	return f
+}
+
+// url resolves a route's path for the org and tg.
+func (f *isoFixture) url(path string, tg isoTarget) string {
+	return f.s.URL + strings.NewReplacer("{orgId}", isoOrg, "{saId}", tg.saID, "{tokenId}", tg.tokenID).Replace(path)
+}
+
+// createAccount creates an account of the org as its admin and records its id and name as
+// the org's data.
+func (f *isoFixture) createAccount(t *testing.T, name string) string {
+	t.Helper()
+	id := call(t, "POST", f.url("/orgs/{orgId}/service-accounts", isoTarget{}), f.creds[isoAdmin],
+		map[string]string{"name": name}).want(t, 201).body["id"].(string)
+	f.orgData = append(f.orgData, id, name)
+	return id
+}
+
+// generate issues a token of the org's account saID and records its id, hint and secret as
+// the org's data.
+func (f *isoFixture) generate(t *testing.T, saID string) (secret, tokenID string) {
+	t.Helper()
+	r := call(t, "POST", f.url("/orgs/{orgId}/service-accounts/{saId}/tokens", isoTarget{saID: saID}),
+		f.creds[isoAdmin], map[string]string{"name": "iso"}).want(t, 201)
+	f.record(r, "token", "id", "hint")
+	return r.body["token"].(string), r.body["id"].(string)
+}
+
+// record adds the named fields of a response body to the org's data. Token names are left
+// out on purpose: they are short words ("ci", "laptop") that any response may hold by chance.
+func (f *isoFixture) record(r response, fields ...string) {
+	for _, k := range fields {
+		if v, _ := r.body[k].(string); v != "" {
+			f.orgData = append(f.orgData, v)
+		}
+	}
+}
+
+// target makes the fresh account, with one token, that a row acts on.
+func (f *isoFixture) target(t *testing.T) isoTarget {
+	t.Helper()
+	f.n++
+	sa := f.createAccount(t, fmt.Sprintf("acme-iso-target-%02d", f.n))
+	_, tok := f.generate(t, sa)
+	return isoTarget{saID: sa, tokenID: tok}
+}
+
+// state renders what a write could change in the org, as its admin sees it: every account
+// with its open-token count, and the tokens of tg's account. Last use is left out, because the
+// stream moves it forward on its own.
+func (f *isoFixture) state(t *testing.T, tg isoTarget) string {
+	t.Helper()
+	var b strings.Builder
+	for _, a := range listAll(t, f.s, isoOrg, f.creds[isoAdmin]) {
+		fmt.Fprintf(&b, "%v %v active=%v\n", a["id"], a["name"], a["activeTokens"])
+	}
+	if tg.saID != "" {
+		b.WriteString(tokenState(t, f.s, isoOrg, f.creds[isoAdmin], tg.saID))
+	}
+	return b.String()
+}
+
+// do calls route as principal p against tg.
+func (f *isoFixture) do(t *testing.T, rt isoRoute, p int, tg isoTarget) response {
+	t.Helper()
+	u := f.url(rt.path, tg)
+	switch rt.name {
+	case "MCP":
+		return rpcWhoami(t, u, f.creds[p])
+	case "MCPGet", "MCPDelete":
+		// What an MCP client sends to open a stream or end a session.
+		h := http.Header{"Accept": {"application/json, text/event-stream"}}
+		if f.creds[p] != "" {
+			h.Set("Authorization", "Bearer "+f.creds[p])
+		}
+		return exchange(t, rt.method, u, h, "")
+	case "Create":
+		// A name per principal: a create that wrongly succeeds shows up in the listing.
+		return call(t, rt.method, u, f.creds[p], map[string]string{"name": "acme-iso-created-by-" + isoPrincipalTable[p].name})
+	case "Generate":
+		return call(t, rt.method, u, f.creds[p], map[string]string{"name": "iso-generated"})
+	}
+	return call(t, rt.method, u, f.creds[p], nil)
+}
+
+// TestIsolationMatrix calls every route of the API as every principal on the local stack and
+// checks the exact status of the contract; that a refused request changed nothing; that
+// every refusal comes from the gateway before any function ran; that the data routes report
+// the caller's own org; and that no response to a principal outside the org carries anything
+// of the org.
+func TestIsolationMatrix(t *testing.T) {
+	t.Run("CoversEveryRouteOfTheTemplate", func(t *testing.T) {
+		// A route added to template.yaml without a row here would escape the matrix.
+		tpl, err := template.Load("../../template.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		functions, err := tpl.Functions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		inTemplate := map[string]bool{}
+		for _, fn := range functions {
+			for _, e := range fn.Events {
+				if e.Type == "Api" {
+					method, _ := e.Properties["Method"].(string)
+					path, _ := e.Properties["Path"].(string)
+					inTemplate[strings.ToUpper(method)+" "+path] = true
+				}
+			}
+		}
+		inMatrix := map[string]bool{}
+		for _, row := range isolationMatrix {
+			inMatrix[row.route.method+" "+row.route.path] = true
+		}
+		for r := range inTemplate {
+			if !inMatrix[r] {
+				t.Errorf("template.yaml routes %s, which the isolation matrix lacks", r)
+			}
+		}
+		for r := range inMatrix {
+			if !inTemplate[r] {
+				t.Errorf("the isolation matrix has %s, which template.yaml does not route", r)
+			}
+		}
+	})
+
+	f := newIsoFixture(t)
+
+	type foreignResponse struct {
+		label string
+		text  string
+	}
+	var foreign []foreignResponse
+	checks := 0
+	for _, row := range isolationMatrix {
+		t.Run(row.route.name, func(t *testing.T) {
+			for p, want := range row.want {
+				principal := isoPrincipalTable[p]
+				t.Run(principal.name, func(t *testing.T) {
+					checks++
+					var tg isoTarget
+					if strings.Contains(row.route.path, "{saId}") {
+						tg = f.target(t)
+					}
+					refused := want >= 300
+					var before string
+					if refused {
+						before = f.state(t, tg)
+					}
+					r := f.do(t, row.route, p, tg)
+					if principal.foreign {
+						foreign = append(foreign, foreignResponse{row.route.name + "/" + principal.name, exchangeText(r)})
+					}
+					if r.status != want {
+						hint := ""
+						if r.status == 404 && r.raw == gatewayNotFound {
+							hint = " (the gateway has no such route: is it in template.yaml?)"
+						}
+						t.Fatalf("%s %s as %s: status %d, want %d%s: %s", row.route.method, row.route.path, principal.name,
+							r.status, want, hint, r.raw)
+					}
+					switch want {
+					case 401:
+						// One refusal for every kind of bad credential, so it tells a prober nothing.
+						if r.raw != gatewayUnauthorized || r.header.Get("WWW-Authenticate") != "Bearer" {
+							t.Errorf("401 is %q with WWW-Authenticate %q, want the gateway's %s with Bearer", r.raw,
+								r.header.Get("WWW-Authenticate"), gatewayUnauthorized)
+						}
+					case 403:
+						if r.raw != gatewayForbidden {
+							t.Errorf("403 is %q, want the gateway's %s: the authorizer's policy must refuse it", r.raw, gatewayForbidden)
+						}
+					case 200:
+						checkIdentity(t, row.route.name, r, principal.org)
+					}
+					switch {
+					case refused:
+						if after := f.state(t, tg); after != before {
+							t.Errorf("a refused %s changed the org:\nbefore:\n%s\nafter:\n%s", row.route.name, before, after)
+						}
+					case r.header.Get("Cache-Control") != "no-store" && row.route.name != "MCP":
+						t.Errorf("Cache-Control = %q, want no-store", r.header.Get("Cache-Control"))
+					}
+					// What the admin just made is the org's data too.
+					switch row.route.name {
+					case "Create":
+						f.record(r, "id", "name")
+					case "Generate":
+						f.record(r, "token", "id", "hint")
+					}
+				})
+			}
+		})
+	}
+	t.Logf("isolation matrix: %d routes × %d principals = %d route×principal checks", len(isolationMatrix), isoPrincipals, checks)
+
+	t.Run("NoOrgDataToForeignPrincipals", func(t *testing.T) {
+		data := slices.Compact(slices.Sorted(slices.Values(f.orgData)))
+		for _, fr := range foreign {
+			for _, d := range data {
+				if strings.Contains(fr.text, d) {
+					t.Errorf("the response to %s carries the org's %q:\n%s", fr.label, d, fr.text)
+				}
+			}
+		}
+		t.Logf("%d responses to foreign principals scanned for %d values of the org", len(foreign), len(data))
+	})
+}
+
+// checkIdentity checks that a data route answered with the caller's own org.
+func checkIdentity(t *testing.T, route string, r response, org string) {
+	t.Helper()
+	var got map[string]any
+	switch route {
+	case "Whoami":
+		got = r.body
+	case "MCP":
+		res, _ := r.body["result"].(map[string]any)
+		got, _ = res["structuredContent"].(map[string]any)
+	default:
+		return
+	}
+	if got["orgId"] != org {
+		t.Errorf("%s reports org %v, want the caller's %s: %s", route, got["orgId"], org, r.raw)
+	}
+}
+
+// TestIsolationForeignIDs uses the real ids of one org on the other's paths, and guessed ids,
+// as each org's admin: they are refused (404 on the caller's own org, 403 on the other) and
+// change nothing in either org.
+func TestIsolationForeignIDs(t *testing.T) {
+	s, _ := startStack(t)
+	a := newIsoTenant(t, s, isoOrg, "acme-ids-pipeline")
+	b := newIsoTenant(t, s, isoOther, "umbrella-ids-pipeline")
+	guessSA, guessTok := "sa_01JAAAAAAAAAAAAAAAAAAAAAAA", "tok_01JAAAAAAAAAAAAAAAAAAAAAAA"
+
+	type probe struct {
+		name         string
+		caller       *isoTenant
+		method, path string
+		want         int
+	}
+	var probes []probe
+	// The same attempts from each side: the caller's own org with the victim's ids (a lookup
+	// under the caller's org finds nothing), and the victim's org (refused before any lookup).
+	for _, side := range []struct {
+		name           string
+		caller, victim *isoTenant
+	}{{"AcmeAdmin", a, b}, {"UmbrellaAdmin", b, a}} {
+		own, vic := "/orgs/"+side.caller.org+"/service-accounts/", "/orgs/"+side.victim.org+"/service-accounts/"
+		v, c := side.victim, side.caller
+		probes = append(probes,
+			probe{side.name + "/OwnOrg/GetForeignAccount", c, "GET", own + v.saID, 404},
+			probe{side.name + "/OwnOrg/ListTokensOfForeignAccount", c, "GET", own + v.saID + "/tokens", 404},
+			probe{side.name + "/OwnOrg/GenerateOnForeignAccount", c, "POST", own + v.saID + "/tokens", 404},
+			probe{side.name + "/OwnOrg/RevokeForeignToken", c, "DELETE", own + v.saID + "/tokens/" + v.tokenID, 404},
+			probe{side.name + "/OwnOrg/RevokeForeignTokenUnderOwnAccount", c, "DELETE", own + c.saID + "/tokens/" + v.tokenID, 404},
+			probe{side.name + "/OwnOrg/DeleteForeignAccount", c, "DELETE", own + v.saID, 404},
+			probe{side.name + "/OwnOrg/GetGuessedAccount", c, "GET", own + guessSA, 404},
+			probe{side.name + "/OwnOrg/RevokeGuessedToken", c, "DELETE", own + c.saID + "/tokens/" + guessTok, 404},
+			probe{side.name + "/OwnOrg/DeleteGuessedAccount", c, "DELETE", own + guessSA, 404},
+			probe{side.name + "/OwnOrg/GetMalformedID", c, "GET", own + "sa_..", 404},
+			probe{side.name + "/ForeignOrg/List", c, "GET", strings.TrimSuffix(vic, "/"), 403},
+			probe{side.name + "/ForeignOrg/GetAccount", c, "GET", vic + v.saID, 403},
+			probe{side.name + "/ForeignOrg/ListTokens", c, "GET", vic + v.saID + "/tokens", 403},
+			probe{side.name + "/ForeignOrg/Generate", c, "POST", vic + v.saID + "/tokens", 403},
+			probe{side.name + "/ForeignOrg/RevokeToken", c, "DELETE", vic + v.saID + "/tokens/" + v.tokenID, 403},
+			probe{side.name + "/ForeignOrg/DeleteAccount", c, "DELETE", vic + v.saID, 403},
+			probe{side.name + "/ForeignOrg/Audit", c, "GET", "/orgs/" + side.victim.org + "/audit", 403},
+		)
+	}
+
+	beforeA, beforeB := a.state(t), b.state(t)
+	for _, p := range probes {
+		t.Run(p.name, func(t *testing.T) {
+			r := call(t, p.method, s.URL+p.path, p.caller.admin, nil)
+			if r.status >= 200 && r.status < 300 {
+				t.Fatalf("%s %s answered %d: another org's resource was reached: %s", p.method, p.path, r.status, r.raw)
+			}
+			if r.status != p.want {
+				t.Errorf("%s %s: status %d, want %d: %s", p.method, p.path, r.status, p.want, r.raw)
+			}
+			if p.want == 403 && r.raw != gatewayForbidden {
+				t.Errorf("403 is %q, want the gateway's %s: another org must be refused before any lookup", r.raw, gatewayForbidden)
+			}
+		})
+	}
+	if after := a.state(t); after != beforeA {
+		t.Errorf("%s changed:\nbefore:\n%s\nafter:\n%s", a.org, beforeA, after)
+	}
+	if after := b.state(t); after != beforeB {
+		t.Errorf("%s changed:\nbefore:\n%s\nafter:\n%s", b.org, beforeB, after)
+	}
+	// The tokens whose ids were used against them still work, for their own org only.
+	for _, tn := range []*isoTenant{a, b} {
+		if who := call(t, "GET", s.URL+"/v1/whoami", tn.secret, nil).want(t, 200).body; who["orgId"] != tn.org || who["tokenId"] != tn.tokenID {
+			t.Errorf("%s's token now answers %v", tn.org, who)
+		}
+	}
+}
+
+// TestIsolationNoExistenceOracle: whether an id exists in another org, or whether a token was
+// ever issued, cannot be told from the answer. Each pair of requests differs only in a real
+// versus an invented id or credential, and must get byte-identical answers.
+func TestIsolationNoExistenceOracle(t *testing.T) {
+	s, _ := startStack(t)
+	a := newIsoTenant(t, s, isoOrg, "acme-oracle-pipeline")
+	b := newIsoTenant(t, s, isoOther, "umbrella-oracle-pipeline")
+	guessSA, guessTok := "sa_01JAAAAAAAAAAAAAAAAAAAAAAA", "tok_01JAAAAAAAAAAAAAAAAAAAAAAA"
+
+	// Credentials the authorizer must not tell apart: revoked, of a deleted account, never
+	// issued, mistyped, not a token at all.
+	revoked := a.issue(t)
+	call(t, "DELETE", s.URL+"/orgs/"+a.org+"/service-accounts/"+a.saID+"/tokens/"+revoked.id, a.admin, nil).want(t, 204)
+	doomed := newIsoTenant(t, s, isoOrg, "acme-oracle-doomed")
+	call(t, "DELETE", s.URL+"/orgs/"+a.org+"/service-accounts/"+doomed.saID, a.admin, nil).want(t, 204)
+
+	type side struct {
+		bearer, method, path string
+	}
+	for _, tc := range []struct {
+		name       string
+		real, fake side
+		want       int
+	}{
+		{"ForeignOrgExistingVersusGuessedAccount",
+			side{b.admin, "GET", "/orgs/" + a.org + "/service-accounts/" + a.saID},
+			side{b.admin, "GET", "/orgs/" + a.org + "/service-accounts/" + guessSA}, 403},
+		{"ForeignOrgExistingVersusGuessedToken",
+			side{b.admin, "DELETE", "/orgs/" + a.org + "/service-accounts/" + a.saID + "/tokens/" + a.tokenID},
+			side{b.admin, "DELETE", "/orgs/" + a.org + "/service-accounts/" + guessSA + "/tokens/" + guessTok}, 403},
+		{"OwnOrgForeignVersusGuessedAccount",
+			side{a.admin, "GET", "/orgs/" + a.org + "/service-accounts/" + b.saID},
+			side{a.admin, "GET", "/orgs/" + a.org + "/service-accounts/" + guessSA}, 404},
+		{"OwnOrgForeignVersusGuessedTokens",
+			side{a.admin, "GET", "/orgs/" + a.org + "/service-accounts/" + b.saID + "/tokens"},
+			side{a.admin, "GET", "/orgs/" + a.org + "/service-accounts/" + guessSA + "/tokens"}, 404},
+		{"OwnOrgForeignVersusGuessedTokenID",
+			side{a.admin, "DELETE", "/orgs/" + a.org + "/service-accounts/" + a.saID + "/tokens/" + b.tokenID},
+			side{a.admin, "DELETE", "/orgs/" + a.org + "/service-accounts/" + a.saID + "/tokens/" + guessTok}, 404},
+		{"RevokedVersusUnknownToken",
+			side{revoked.secret, "GET", "/v1/whoami"}, side{unknownToken(t), "GET", "/v1/whoami"}, 401},
+		{"DeletedAccountVersusUnknownToken",
+			side{doomed.secret, "GET", "/v1/whoami"}, side{unknownToken(t), "GET", "/v1/whoami"}, 401},
+		{"BadChecksumVersusUnknownToken",
+			side{withTypo(a.secret), "GET", "/v1/whoami"}, side{unknownToken(t), "GET", "/v1/whoami"}, 401},
+		{"NotATokenVersusUnknownToken",
+			side{"not-a-token-at-all", "POST", "/mcp/v1"}, side{unknownToken(t), "POST", "/mcp/v1"}, 401},
+		{"RevokedTokenOnOrgRouteVersusNoHeader",
+			side{revoked.secret, "GET", "/orgs/" + a.org + "/service-accounts"}, side{"", "GET", "/orgs/" + a.org + "/service-accounts"}, 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			real := call(t, tc.real.method, s.URL+tc.real.path, tc.real.bearer, nil)
+			fake := call(t, tc.fake.method, s.URL+tc.fake.path, tc.fake.bearer, nil)
+			if real.status != tc.want {
+				t.Fatalf("real: status %d, want %d: %s", real.status, tc.want, real.raw)
+			}
+			if got, want := exchangeText(real), exchangeText(fake); got != want {
+				t.Errorf("the answers differ, so existence can be probed:\nreal:\n%s\ninvented:\n%s", got, want)
+			}
+		})
+	}
+}
+
+// TestIsolationForeignCursor: a listing cursor is bound to the org it was issued for, so one
+// org's cursor is refused on another's listing instead of paging through it.
+func TestIsolationForeignCursor(t *testing.T) {
+	s, _ := startStack(t)
+	a := newIsoTenant(t, s, isoOrg, "acme-cursor-one")
+	b := newIsoTenant(t, s, isoOther, "umbrella-cursor-one")
+	for _, tn := range []*isoTenant{a, b} {
+		call(t, "POST", s.URL+"/orgs/"+tn.org+"/service-accounts", tn.admin, map[string]string{"name": tn.org + "-cursor-two"}).want(t, 201)
+	}
+	page := call(t, "GET", s.URL+"/orgs/"+b.org+"/service-accounts?limit=1", b.admin, nil).want(t, 200)
+	cursor, _ := page.body["nextCursor"].(string)
+	if cursor == "" {
+		t.Fatalf("no cursor on a first page of two: %s", page.raw)
+	}
+	for _, tc := range []struct {
+		name   string
+		caller *isoTenant
+		org    string
+		want   int
+	}{
+		{"IssuingOrg", b, b.org, 200},
+		{"OtherOrgsListing", a, a.org, 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := call(t, "GET", s.URL+"/orgs/"+tc.org+"/service-accounts?limit=1&cursor="+url.QueryEscape(cursor), tc.caller.admin, nil).want(t, tc.want)
+			if tc.want == 400 && (strings.Contains(r.raw, b.saID) || strings.Contains(r.raw, "umbrella")) {
+				t.Errorf("the refusal carries the issuing org's data: %s", r.raw)
+			}
+		})
+	}
+}
+
+// isoTenant is an org with an admin, one account and one token of it, on stack s.
+type isoTenant struct {
+	s                     *local.Stack
+	org, admin            string
+	saID, tokenID, secret string
+}
+
+func newIsoTenant(t *testing.T, s *local.Stack, org, name string) *isoTenant {
+	t.Helper()
+	tn := &isoTenant{s: s, org: org, admin: devToken(t, s, org, "admin", "admin_of_"+org)}
+	tn.saID = call(t, "POST", s.URL+"/orgs/"+org+"/service-accounts", tn.admin, map[string]string{"name": name}).want(t, 201).body["id"].(string)
+	issued := tn.issue(t)
+	tn.tokenID, tn.secret = issued.id, issued.secret
+	return tn
+}
+
+type isoIssued struct{ id, secret string }
+
+// issue generates another token of the tenant's account.
+func (tn *isoTenant) issue(t *testing.T) isoIssued {
+	t.Helper()
+	r := call(t, "POST", tn.s.URL+"/orgs/"+tn.org+"/service-accounts/"+tn.saID+"/tokens", tn.admin, nil).want(t, 201)
+	return isoIssued{id: r.body["id"].(string), secret: r.body["token"].(string)}
+}
+
+// state renders the tenant's org as its admin sees it, last use aside.
+func (tn *isoTenant) state(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	for _, acct := range listAll(t, tn.s, tn.org, tn.admin) {
+		fmt.Fprintf(&b, "%v %v active=%v\n", acct["id"], acct["name"], acct["activeTokens"])
+		b.WriteString(tokenState(t, tn.s, tn.org, tn.admin, acct["id"].(string)))
+	}
+	return b.String()
+}
+
+// listAll pages through an org's accounts.
+func listAll(t *testing.T, s *local.Stack, org, admin string) []map[string]any {
+	t.Helper()
+	var all []map[string]any
+	cursor := ""
+	for {
+		u := s.URL + "/orgs/" + org + "/service-accounts?limit=100"
+		if cursor != "" {
+			u += "&cursor=" + url.QueryEscape(cursor)
+		}
+		page := call(t, "GET", u, admin, nil).want(t, 200)
+		for _, it := range page.body["items"].([]any) {
+			all = append(all, it.(map[string]any))
+		}
+		next, _ := page.body["nextCursor"].(string)
+		if next == "" {
+			return all
+		}
+		cursor = next
+	}
+}
+
+// tokenState renders the tokens of one account: id, status and revocation time.
+func tokenState(t *testing.T, s *local.Stack, org, admin, saID string) string {
+	t.Helper()
+	r := call(t, "GET", s.URL+"/orgs/"+org+"/service-accounts/"+saID+"/tokens", admin, nil)
+	if r.status == 404 {
+		return "  " + saID + " gone\n"
+	}
+	r.want(t, 200)
+	var b strings.Builder
+	for _, it := range r.body["items"].([]any) {
+		tk := it.(map[string]any)
+		fmt.Fprintf(&b, "  %v %v revokedAt=%v\n", tk["id"], tk["status"], tk["revokedAt"])
+	}
+	return b.String()
+}
+
+// unknownToken returns a well-formed token with a valid checksum that no stack ever issued.
+func unknownToken(t testing.TB) string {
+	t.Helper()
+	tok, err := token.Generate(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// withTypo changes the last character of a token, as a mistyped paste would; the checksum
+// catches every single-character change.
+func withTypo(tok string) string {
+	last := tok[len(tok)-1]
+	repl := byte('A')
+	if last == 'A' {
+		repl = 'B'
+	}
+	return tok[:len(tok)-1] + string(repl)
+}
+
+// exchangeText is everything a client sees of a response, for leak and equality checks:
+// status, headers a client can read (Date aside, which differs between any two responses)
+// and body.
+func exchangeText(r response) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d\n", r.status)
+	for _, k := range slices.Sorted(func(yield func(string) bool) {
+		for k := range r.header {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		if k == "Date" {
+			continue
+		}
+		fmt.Fprintf(&b, "%s: %s\n", k, strings.Join(r.header[k], ", "))
+	}
+	b.WriteString(r.raw)
+	return b.String()
+}
+
+// rpcWhoami calls the whoami tool of the MCP endpoint in one request, as the README's curl
+// does: the server is stateless, so a tools/call needs no initialize before it.
+func rpcWhoami(t testing.TB, u, bearer string) response {
+	t.Helper()
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("Accept", "application/json, text/event-stream")
+	if bearer != "" {
+		h.Set("Authorization", "Bearer "+bearer)
+	}
+	return exchange(t, "POST", u, h,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`)
+}
+
+// exchange makes one request with exactly the headers given, for callers that need more
+// control than call gives (another scheme, a raw Authorization value, Accept).
+func exchange(t testing.TB, method, u string, h http.Header, body string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = h
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &r.body)
+	return r
+}

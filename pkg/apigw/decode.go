@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -50,6 +51,42 @@ func Decode(req events.APIGatewayProxyRequest, v any) error {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return invalidBody("The body must hold exactly one JSON object.")
+	}
+	return checkKeys(body, v)
+}
+
+// checkKeys holds the body's top-level keys to the exact field names of v: encoding/json
+// matches names ignoring case and lets a repeated key win silently, so {"NAME":…} or
+// {"name":"a","name":"b"} would otherwise be accepted as if the client had said something else.
+func checkKeys(body string, v any) error {
+	known := map[string]bool{}
+	t := reflect.TypeOf(v).Elem()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		known[name] = true
+	}
+	dec := json.NewDecoder(strings.NewReader(body))
+	if _, err := dec.Token(); err != nil { // the opening brace, already known to be there
+		return invalidBody("The body is not valid JSON.")
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		key, ok := tok.(string)
+		if err != nil || !ok {
+			return invalidBody("The body is not valid JSON.")
+		}
+		switch {
+		case !known[key]:
+			return sa.Invalid(sa.FieldError{Field: key, Message: "is not a known field"})
+		case seen[key]:
+			return sa.Invalid(sa.FieldError{Field: key, Message: "appears more than once"})
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return invalidBody("The body is not valid JSON.")
+		}
 	}
 	return nil
 }

@@ -111,3 +111,29 @@ func TestMissingAuthorizerContextIs500(t *testing.T) {
 		t.Fatalf("%d %s %v", resp.StatusCode, resp.Body, err)
 	}
 }
+
+// TestDecodeExactKeys: field names match exactly and once; encoding/json alone would accept
+// other cases and let a repeated key win.
+func TestDecodeExactKeys(t *testing.T) {
+	type body struct {
+		Name string `json:"name"`
+		Days *int   `json:"expiresInDays"`
+	}
+	for _, tc := range []struct{ name, body, field string }{
+		{"ErrUpperCase", `{"NAME":"a"}`, "NAME"},
+		{"ErrMixedCase", `{"ExpiresInDays":3}`, "ExpiresInDays"},
+		{"ErrDuplicate", `{"name":"a","name":"b"}`, "name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got body
+			e, ok := apigw.Decode(events.APIGatewayProxyRequest{Body: tc.body}, &got).(*sa.Error)
+			if !ok || e.Code != sa.EINVALID || len(e.Fields) != 1 || e.Fields[0].Field != tc.field {
+				t.Fatalf("err = %#v, want EINVALID naming %q", e, tc.field)
+			}
+		})
+	}
+	var ok body
+	if err := apigw.Decode(events.APIGatewayProxyRequest{Body: `{"name":"a","expiresInDays":3}`}, &ok); err != nil || ok.Name != "a" || *ok.Days != 3 {
+		t.Fatalf("%+v %v", ok, err)
+	}
+}

@@ -103,7 +103,7 @@ func (a *API) logRequest(ctx context.Context, req events.APIGatewayProxyRequest,
 // Respond builds a JSON response, or a problem+json one for err. Every response is marked
 // no-store: bodies are per caller, and one of them carries a token.
 func Respond(status int, body any, err error) events.APIGatewayProxyResponse {
-	headers := map[string]string{"Cache-Control": "no-store", "Content-Type": "application/json"}
+	headers := map[string]string{"Cache-Control": "no-store"}
 	if err != nil {
 		p := ProblemOf(err)
 		status, body = p.Status, p
@@ -114,6 +114,9 @@ func Respond(status int, body any, err error) events.APIGatewayProxyResponse {
 	}
 	resp := events.APIGatewayProxyResponse{StatusCode: status, Headers: headers}
 	if body != nil {
+		if _, ok := headers["Content-Type"]; !ok {
+			headers["Content-Type"] = "application/json"
+		}
 		b, merr := json.Marshal(body)
 		if merr != nil {
 			return Respond(0, nil, sa.Internal(merr))

@@ -23,17 +23,18 @@ run:
 ## test: lint, then every test with the race detector, then a short run of each fuzzer.
 test: lint unit fuzz-smoke template-check
 
-unit: $(BIN)/aws-lambda-rie
-	AWS_LAMBDA_RIE=$(BIN)/aws-lambda-rie $(GO) test -race -count=1 ./...
+unit: $(BIN)/aws-lambda-rie python-tools
+	AWS_LAMBDA_RIE=$(BIN)/aws-lambda-rie SCHEMATHESIS=$(VENV)/bin/schemathesis $(GO) test -race -count=1 -timeout 20m ./...
 
 # Each fuzz target runs briefly in `make test`, longer under `make fuzz`.
-FUZZ_TARGETS := ./pkg/token:FuzzParse ./pkg/authorizer:FuzzParseBearer
+FUZZ_TARGETS := ./pkg/token:FuzzParse ./pkg/authorizer:FuzzParseBearer ./pkg/authorizer:FuzzAuthorizer \
+	./pkg/authorizer:FuzzJWT ./pkg/apigw:FuzzDecode ./pkg/apigw:FuzzHandlers ./pkg/dynamo:FuzzCursor
 FUZZTIME ?= 10s
 fuzz-smoke:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
-		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x $$pkg; \
 	done
 
 fuzz:
@@ -83,12 +84,16 @@ CFN_LINT_VERSION := 1.58.0
 export SAM_CLI_TELEMETRY := 0
 REGION ?= us-east-1
 
-$(VENV)/.installed-$(SAM_CLI_VERSION)-$(CFN_LINT_VERSION):
+SCHEMATHESIS_VERSION := 4.32.5
+PY_TOOLS_STAMP := $(VENV)/.installed-$(SAM_CLI_VERSION)-$(CFN_LINT_VERSION)-$(SCHEMATHESIS_VERSION)
+
+$(PY_TOOLS_STAMP):
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION) cfn-lint==$(CFN_LINT_VERSION)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION) \
+		cfn-lint==$(CFN_LINT_VERSION) schemathesis==$(SCHEMATHESIS_VERSION)
 	touch $@
 
-python-tools: $(VENV)/.installed-$(SAM_CLI_VERSION)-$(CFN_LINT_VERSION)
+python-tools: $(PY_TOOLS_STAMP)
 
 ## validate: lint the template with cfn-lint through SAM (no AWS credentials needed).
 validate: python-tools

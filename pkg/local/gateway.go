@@ -58,7 +58,9 @@ func (s *Stack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.gatewayResponse(w, "BAD_REQUEST_BODY", http.StatusBadRequest, `{"message":"Invalid request body"}`)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), rt.timeout)
+	// A Lambda invocation shares nothing with the HTTP connection that caused it but its
+	// event: its context must not carry the server's values (the listener's address, say).
+	ctx, cancel := context.WithTimeout(context.Background(), rt.timeout)
 	defer cancel()
 	resp, err := invoke(ctx, rt.handler, ev)
 	if err != nil {

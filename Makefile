@@ -40,9 +40,9 @@ fuzz-smoke:
 fuzz:
 	$(MAKE) fuzz-smoke FUZZTIME=5m
 
-## bench: the benchmark suite.
-bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./...
+## bench: the performance suite (docs/PERFORMANCE.md): one table of figures, then one line per goal.
+bench: $(BIN)/aws-lambda-rie
+	$(GO) run ./infra/bench -go $(GO) -rie $(BIN)/aws-lambda-rie
 
 ## lint: gofmt, go vet, staticcheck, and go.mod/go.sum tidy.
 lint: $(BIN)/staticcheck

@@ -3,6 +3,7 @@ package serviceaccount
 import (
 	"regexp"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -89,8 +90,13 @@ const (
 	WarnPersonalName = "personal_name"
 )
 
-var (
-	vagueNames = map[string]bool{
+// adviceRules are built on first use: only create needs them, and building the maps and
+// regular expressions at package init cost every function's cold start.
+var adviceRules = sync.OnceValue(func() (r struct {
+	vagueNames, personalWords        map[string]bool
+	noPurposePattern, wordSeparators *regexp.Regexp
+}) {
+	r.vagueNames = map[string]bool{
 		"test": true, "tests": true, "testing": true, "tmp": true, "temp": true, "foo": true,
 		"bar": true, "baz": true, "demo": true, "example": true, "sample": true, "default": true,
 		"new": true, "misc": true, "other": true, "stuff": true, "thing": true, "x": true,
@@ -98,9 +104,9 @@ var (
 		"service account": true, "serviceaccount": true, "token": true, "key": true, "api": true,
 		"api key": true, "apikey": true, "secret": true, "credentials": true, "bot": true,
 	}
-	noPurposePattern = regexp.MustCompile(
+	r.noPurposePattern = regexp.MustCompile(
 		`^(api ?key|api|key|token|secret|sa|service ?account|account|test|temp|tmp|cred(ential)?s?|bot|client|app|integration)( ?\d+)$`)
-	personalWords = map[string]bool{
+	r.personalWords = map[string]bool{
 		"my": true, "mine": true, "personal": true, "me": true,
 		"john": true, "jane": true, "james": true, "mary": true, "robert": true, "patricia": true,
 		"michael": true, "jennifer": true, "william": true, "linda": true, "david": true,
@@ -115,26 +121,28 @@ var (
 		"carlos": true, "juan": true, "luis": true, "raj": true,
 		"priya": true, "ahmed": true, "mohammed": true, "fatima": true, "yuki": true,
 	}
-	wordSeparators = regexp.MustCompile(`[\s\-_.:/]+`)
-)
+	r.wordSeparators = regexp.MustCompile(`[\s\-_.:/]+`)
+	return r
+})
 
 // NamingAdvice returns warnings for names the seed's naming conventions advise against: vague
 // ones (`test`), ones that do not describe a purpose (`api-key-1`) and personal ones
 // (`john-token`). Advice never blocks creation.
 func NamingAdvice(name string) []Warning {
-	words := wordSeparators.Split(strings.ToLower(strings.TrimSpace(name)), -1)
+	rules := adviceRules()
+	words := rules.wordSeparators.Split(strings.ToLower(strings.TrimSpace(name)), -1)
 	spaced := strings.TrimSpace(strings.Join(words, " "))
 	var out []Warning
 	switch {
-	case vagueNames[spaced]:
+	case rules.vagueNames[spaced]:
 		out = append(out, Warning{WarnVagueName,
 			"The name is too vague; say which tool, team or system uses this account (e.g. claude-code-dev-team)."})
-	case noPurposePattern.MatchString(spaced):
+	case rules.noPurposePattern.MatchString(spaced):
 		out = append(out, Warning{WarnNoPurpose,
 			"The name doesn't describe a purpose; say what the account is for (e.g. github-actions-prod)."})
 	}
 	for _, w := range words {
-		if personalWords[w] {
+		if rules.personalWords[w] {
 			out = append(out, Warning{WarnPersonalName,
 				"The name looks personal; service accounts shouldn't be tied to individuals."})
 			break

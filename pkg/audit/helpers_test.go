@@ -169,24 +169,8 @@ type seedShape struct {
 func seedBulk(tb testing.TB, db *dynamotest.DB, shape seedShape, now time.Time) map[string]int {
 	tb.Helper()
 	want := map[string]int{}
-	var reqs []types.WriteRequest
-	flush := func() {
-		for len(reqs) > 0 {
-			out, err := db.Client.BatchWriteItem(context.Background(), &dynamodb.BatchWriteItemInput{
-				RequestItems: map[string][]types.WriteRequest{dynamotest.TableName: reqs},
-			})
-			if err != nil {
-				tb.Fatal(err)
-			}
-			reqs = out.UnprocessedItems[dynamotest.TableName]
-		}
-	}
-	put := func(item map[string]types.AttributeValue) {
-		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
-		if len(reqs) == 25 {
-			flush()
-		}
-	}
+	w := db.Writer(tb)
+	put := w.Put
 	at := func(d time.Duration) types.AttributeValue { return n(now.Add(d).UnixMilli()) }
 	accounts := shape.tokens / shape.tokensPerAccount
 	// Items go in key order (org, then its counter, accounts, tokens): minidyn re-sorts its keys
@@ -241,7 +225,7 @@ func seedBulk(tb testing.TB, db *dynamotest.DB, shape seedShape, now time.Time) 
 			}
 		}
 	}
-	flush()
+	w.Flush()
 	return want
 }
 

@@ -49,24 +49,8 @@ func listBenchSeed(b *testing.B, db *dynamotest.DB, org string, accounts int) {
 		return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
 	}
 	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
-	var reqs []types.WriteRequest
-	flush := func() {
-		for len(reqs) > 0 {
-			out, err := db.Client.BatchWriteItem(context.Background(), &dynamodb.BatchWriteItemInput{
-				RequestItems: map[string][]types.WriteRequest{dynamotest.TableName: reqs},
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			reqs = out.UnprocessedItems[dynamotest.TableName]
-		}
-	}
-	put := func(item map[string]types.AttributeValue) {
-		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
-		if len(reqs) == 25 {
-			flush()
-		}
-	}
+	w := db.Writer(b)
+	put := w.Put
 	put(map[string]types.AttributeValue{"pk": s("ORG#" + org), "sk": s("ORG"), "accounts": n(int64(accounts))})
 	for i := range accounts {
 		saID := fmt.Sprintf("sa_%08d", i)
@@ -78,7 +62,7 @@ func listBenchSeed(b *testing.B, db *dynamotest.DB, org string, accounts int) {
 			"lastUsedAt": n(created + 86_400_000),
 		})
 	}
-	flush()
+	w.Flush()
 }
 
 func listBenchStore(b *testing.B, db *dynamotest.DB, org string) listBenchOrg {

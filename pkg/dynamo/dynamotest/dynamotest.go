@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/truora/minidyn/server"
 
 	"github.com/opentrace/service-accounts/pkg/dynamo"
@@ -54,4 +55,37 @@ func Start(tb testing.TB) *DB {
 		tb.Fatalf("create table: %v", err)
 	}
 	return db
+}
+
+// Writer seeds items fast: puts are sent in BatchWriteItem calls of 25, the API's maximum,
+// and what DynamoDB leaves unprocessed is sent again.
+type Writer struct {
+	tb   testing.TB
+	db   *DB
+	reqs []types.WriteRequest
+}
+
+// Writer returns a Writer on the table; call Flush after the last Put.
+func (db *DB) Writer(tb testing.TB) *Writer { return &Writer{tb: tb, db: db} }
+
+// Put queues one item, sending a full batch.
+func (w *Writer) Put(item map[string]types.AttributeValue) {
+	w.reqs = append(w.reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
+	if len(w.reqs) == 25 {
+		w.Flush()
+	}
+}
+
+// Flush sends what is queued, until DynamoDB has processed all of it.
+func (w *Writer) Flush() {
+	w.tb.Helper()
+	for len(w.reqs) > 0 {
+		out, err := w.db.Client.BatchWriteItem(context.Background(), &dynamodb.BatchWriteItemInput{
+			RequestItems: map[string][]types.WriteRequest{TableName: w.reqs},
+		})
+		if err != nil {
+			w.tb.Fatal(err)
+		}
+		w.reqs = out.UnprocessedItems[TableName]
+	}
 }

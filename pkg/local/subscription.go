@@ -3,7 +3,6 @@ package local
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -188,7 +187,7 @@ func (sub *Subscription) deliver(ctx context.Context, batch []events.DynamoDBEve
 				return
 			}
 		}
-		resp, err := sub.invoke(ctx, batch)
+		resp, err := invoke(ctx, sub.handler, events.DynamoDBEvent{Records: batch})
 		var retry []events.DynamoDBEventRecord
 		switch {
 		case err != nil && sub.cfg.Bisect && len(batch) > 1:
@@ -235,15 +234,6 @@ func (sub *Subscription) deliver(ctx context.Context, batch []events.DynamoDBEve
 		case <-time.After(sub.cfg.RetryDelay):
 		}
 	}
-}
-
-func (sub *Subscription) invoke(ctx context.Context, batch []events.DynamoDBEventRecord) (resp events.DynamoDBEventResponse, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("function panicked: %v", p)
-		}
-	}()
-	return sub.handler(ctx, events.DynamoDBEvent{Records: batch})
 }
 
 func (sub *Subscription) done(n int) {

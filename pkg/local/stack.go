@@ -168,7 +168,7 @@ func (s *Stack) build(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	peppers := staticKeyring{kr}
+	peppers := secrets.StaticKeyring(kr)
 
 	// Identity: the local issuer, verified by the authorizer through its JWKS URL.
 	if s.idp, err = localidp.New(s.URL + "/local"); err != nil {
@@ -344,11 +344,6 @@ func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	t.h.ServeHTTP(rec, r)
 	return rec.Result(), nil
 }
-
-// staticKeyring serves one keyring: the local stack's generated pepper secret.
-type staticKeyring struct{ kr secrets.Keyring }
-
-func (s staticKeyring) Keyring(context.Context) (secrets.Keyring, error) { return s.kr, nil }
 
 func onlyKeys(m map[string]any, allowed ...string) error {
 	for k := range m {

@@ -3,6 +3,7 @@ package secrets_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -201,3 +202,18 @@ var (
 	_ secrets.Source = (*secrets.Static)(nil)
 	_ secrets.Source = (*secrets.SecretsManager)(nil)
 )
+
+func TestStaticKeyring(t *testing.T) {
+	raw, err := secrets.Generate(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := secrets.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := secrets.StaticKeyring(kr).Keyring(context.Background())
+	if err != nil || got.Current != kr.Current || string(got.CursorKey()) != string(kr.CursorKey()) {
+		t.Fatalf("StaticKeyring serves %v, %v; want the keyring it was given", got, err)
+	}
+}

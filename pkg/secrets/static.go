@@ -25,7 +25,11 @@ func NewStatic(current token.Pepper, previous *token.Pepper) (*Static, error) {
 	return &Static{keyring: kr}, nil
 }
 
-// Keyring returns the keyring built by NewStatic; it never fails.
+// StaticKeyring returns a Static serving kr, a keyring already read with Parse (the local
+// stack's generated secret).
+func StaticKeyring(kr Keyring) *Static { return &Static{keyring: kr} }
+
+// Keyring returns the keyring the Static was built with; it never fails.
 func (s *Static) Keyring(context.Context) (Keyring, error) {
 	return s.keyring, nil
 }

@@ -13,17 +13,16 @@ import (
 )
 
 // conditionFailures returns the positions of the transaction items whose condition failed, or
-// nil if err is not a cancelled transaction. DynamoDB reports every failing item; an emulator
-// may stop at the first, so callers test the positions they care about in priority order.
-func conditionFailures(err error) map[int]bool {
+// none if err is not a cancelled transaction. Callers name the positions (txn.write).
+func conditionFailures(err error) []int {
 	tce, ok := errors.AsType[*types.TransactionCanceledException](err)
 	if !ok {
 		return nil
 	}
-	failed := map[int]bool{}
+	var failed []int
 	for i, r := range tce.CancellationReasons {
 		if aws.ToString(r.Code) == "ConditionalCheckFailed" {
-			failed[i] = true
+			failed = append(failed, i)
 		}
 	}
 	return failed
@@ -68,4 +67,19 @@ func classify(op string, err error) error {
 		}
 	}
 	return sa.Unavailable(err)
+}
+
+// isConflict reports whether a transaction was cancelled because another one was writing the
+// same items at the same moment: worth another attempt.
+func isConflict(err error) bool {
+	tce, ok := errors.AsType[*types.TransactionCanceledException](err)
+	if !ok {
+		return false
+	}
+	for _, r := range tce.CancellationReasons {
+		if aws.ToString(r.Code) == "TransactionConflict" {
+			return true
+		}
+	}
+	return false
 }

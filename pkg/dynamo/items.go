@@ -20,24 +20,24 @@ import (
 //	ORG#<org>            SANAME#<folded name>       name guard: one name per org, ignoring case
 //	ORG#<org>            TOKEN#<saId>#<tokenId>     token metadata
 //	ORG#<org>            EVENT#<time>#<id>          audit trail (expires through TTL)
-//	ORG#<org>            SADELETE#<saId>            delete lock: refuses new tokens while held
 //	TOKENHASH#<hmac>     TOKENHASH                  credential; deleted on revoke and delete
+//
+// A change to every token of an account (its delete) is recorded on the account's item, as its
+// lock: see change.go.
 const (
-	orgPrefix        = "ORG#"
-	orgSK            = "ORG"
-	saPrefix         = "SA#"
-	namePrefix       = "SANAME#"
-	tokenPrefix      = "TOKEN#"
-	eventPrefix      = "EVENT#"
-	deleteLockPrefix = "SADELETE#"
-	credPrefix       = "TOKENHASH#"
-	credSK           = "TOKENHASH"
-	itemAccount      = "service_account"
-	itemToken        = "token"
-	itemCred         = "credential"
-	itemEvent        = "event"
-	itemNameGuard    = "name_guard"
-	itemDeleteLock   = "delete_lock"
+	orgPrefix     = "ORG#"
+	orgSK         = "ORG"
+	saPrefix      = "SA#"
+	namePrefix    = "SANAME#"
+	tokenPrefix   = "TOKEN#"
+	eventPrefix   = "EVENT#"
+	credPrefix    = "TOKENHASH#"
+	credSK        = "TOKENHASH"
+	itemAccount   = "service_account"
+	itemToken     = "token"
+	itemCred      = "credential"
+	itemEvent     = "event"
+	itemNameGuard = "name_guard"
 )
 
 func orgPK(org string) string             { return orgPrefix + org }
@@ -45,7 +45,6 @@ func accountSK(saID string) string        { return saPrefix + saID }
 func nameSK(key string) string            { return namePrefix + key }
 func tokenSK(saID, tokenID string) string { return tokenPrefix + saID + "#" + tokenID }
 func tokensOf(saID string) string         { return tokenPrefix + saID + "#" }
-func deleteLockSK(saID string) string     { return deleteLockPrefix + saID }
 func credPK(hash string) string           { return credPrefix + hash }
 func eventSK(at time.Time, id string) string {
 	return eventPrefix + at.UTC().Format(time.RFC3339Nano) + "#" + id
@@ -86,6 +85,19 @@ type accountItem struct {
 	CreatedBy    string `dynamodbav:"createdBy"`
 	ActiveTokens int    `dynamodbav:"activeTokens"`
 	LastUsedAt   *int64 `dynamodbav:"lastUsedAt,omitempty"`
+
+	// The account's lock: the change to all its tokens in progress, if any (change.go).
+	ChangeID    string `dynamodbav:"changeId,omitempty"`
+	ChangeOp    string `dynamodbav:"changeOp,omitempty"`
+	ChangeUntil int64  `dynamodbav:"changeUntil,omitempty"` // the holder's lease, epoch ms
+}
+
+// nameGuardItem makes a name unique in its org: it exists while an account holds the name.
+type nameGuardItem struct {
+	PK   string `dynamodbav:"pk"`
+	SK   string `dynamodbav:"sk"`
+	Type string `dynamodbav:"type"`
+	SAID string `dynamodbav:"saId"`
 }
 
 func (it accountItem) domain() serviceaccount.ServiceAccount {
@@ -192,15 +204,16 @@ func decodeCredential(item map[string]types.AttributeValue) (serviceaccount.Cred
 
 // eventItem is one entry of the audit trail: who did what, kept for a bounded time.
 type eventItem struct {
-	PK      string `dynamodbav:"pk"`
-	SK      string `dynamodbav:"sk"`
-	Type    string `dynamodbav:"type"`
-	Action  string `dynamodbav:"action"`
-	Actor   string `dynamodbav:"actor"`
-	SAID    string `dynamodbav:"saId"`
-	TokenID string `dynamodbav:"tokenId,omitempty"`
-	At      int64  `dynamodbav:"at"`
-	TTL     int64  `dynamodbav:"ttl"`
+	PK      string         `dynamodbav:"pk"`
+	SK      string         `dynamodbav:"sk"`
+	Type    string         `dynamodbav:"type"`
+	Action  string         `dynamodbav:"action"`
+	Actor   string         `dynamodbav:"actor"`
+	SAID    string         `dynamodbav:"saId"`
+	TokenID string         `dynamodbav:"tokenId,omitempty"`
+	Detail  map[string]any `dynamodbav:"detail,omitempty"`
+	At      int64          `dynamodbav:"at"`
+	TTL     int64          `dynamodbav:"ttl"`
 }
 
 func parseInt(s string) (int64, bool) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -44,40 +43,39 @@ type Store struct {
 	db        API
 	table     *string
 	cursors   cursorSigner
+	now       func() time.Time // renews the leases of account changes
 	eventTTL  time.Duration
 	closedTTL time.Duration
 }
 
 var _ sa.Store = (*Store)(nil)
 
+// Option adjusts a Store.
+type Option func(*Store)
+
+// WithClock sets the clock that times the leases of account changes (default time.Now); the
+// service that calls the store should share it.
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
 // NewUnsigned returns a Store that holds no cursor key, for functions that never list
 // accounts (the stream consumer, the audit), so that they need no access to the secret the key
 // derives from. Listing through it fails with EINTERNAL.
-func NewUnsigned(db API, table string) *Store {
-	return &Store{db: db, table: aws.String(table), eventTTL: DefaultEventRetention, closedTTL: DefaultClosedTokenRetention}
+func NewUnsigned(db API, table string, opts ...Option) *Store {
+	s := &Store{db: db, table: aws.String(table), now: time.Now, eventTTL: DefaultEventRetention, closedTTL: DefaultClosedTokenRetention}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // New returns a Store on table. cursorKey (at least 32 bytes) signs pagination cursors.
-func New(db API, table string, cursorKey []byte) (*Store, error) {
+func New(db API, table string, cursorKey []byte, opts ...Option) (*Store, error) {
 	if len(cursorKey) < 32 {
 		return nil, errors.New("dynamo: cursor key must be at least 32 bytes")
 	}
-	return &Store{
-		db: db, table: aws.String(table), cursors: cursorSigner{key: cursorKey},
-		eventTTL: DefaultEventRetention, closedTTL: DefaultClosedTokenRetention,
-	}, nil
-}
-
-// backoff waits before the next optimistic attempt: a few milliseconds, doubling, with full
-// jitter, so writers that collided do not collide again in lockstep.
-func backoff(ctx context.Context, attempt int) error {
-	d := time.Duration(rand.Int64N(int64(2*time.Millisecond) << min(attempt, 6)))
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
+	s := NewUnsigned(db, table, opts...)
+	s.cursors = cursorSigner{key: cursorKey}
+	return s, nil
 }
 
 func key(pk, sk string) map[string]types.AttributeValue {
@@ -92,22 +90,19 @@ func num(v int64) types.AttributeValue {
 }
 func str(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 
-func (s *Store) put(item any, cond string) (types.TransactWriteItem, error) {
+func marshalItem(item any) (map[string]types.AttributeValue, error) {
 	av, err := attributevalue.MarshalMap(item)
 	if err != nil {
-		return types.TransactWriteItem{}, sa.Internal(fmt.Errorf("marshal item: %w", err))
+		return nil, sa.Internal(fmt.Errorf("marshal item: %w", err))
 	}
-	p := &types.Put{TableName: s.table, Item: av}
-	if cond != "" {
-		p.ConditionExpression = aws.String(cond)
-	}
-	return types.TransactWriteItem{Put: p}, nil
+	return av, nil
 }
 
-func (s *Store) event(org, action, actor, saID, tokenID string, at time.Time) (types.TransactWriteItem, error) {
+// event is the Put of one entry of the audit trail; detail holds counts and the like.
+func (s *Store) event(org, action, actor, saID, tokenID string, at time.Time, detail map[string]any) (types.TransactWriteItem, error) {
 	return s.put(eventItem{
 		PK: orgPK(org), SK: eventSK(at, ulid.Make().String()), Type: itemEvent,
-		Action: action, Actor: actor, SAID: saID, TokenID: tokenID,
+		Action: action, Actor: actor, SAID: saID, TokenID: tokenID, Detail: detail,
 		At: ms(at), TTL: at.Add(s.eventTTL).Unix(),
 	}, "")
 }
@@ -125,35 +120,28 @@ func (s *Store) CreateServiceAccount(ctx context.Context, acct sa.ServiceAccount
 	if err != nil {
 		return err
 	}
-	guard := types.TransactWriteItem{Put: &types.Put{
-		TableName: s.table,
-		Item: map[string]types.AttributeValue{
-			"pk": str(pk), "sk": str(nameSK(nameKey)), "type": str(itemNameGuard), "saId": str(acct.ID),
-		},
-		ConditionExpression: aws.String("attribute_not_exists(pk)"),
-	}}
-	counter := types.TransactWriteItem{Update: &types.Update{
-		TableName:           s.table,
-		Key:                 key(pk, orgSK),
-		UpdateExpression:    aws.String("SET accounts = if_not_exists(accounts, :zero) + :one"),
-		ConditionExpression: aws.String("attribute_not_exists(accounts) OR accounts < :max"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":zero": num(0), ":one": num(1), ":max": num(int64(maxPerOrg)),
-		},
-	}}
-	ev, err := s.event(acct.OrgID, "service_account.created", acct.CreatedBy, acct.ID, "", acct.CreatedAt)
+	guard, err := s.put(nameGuardItem{PK: pk, SK: nameSK(nameKey), Type: itemNameGuard, SAID: acct.ID}, "attribute_not_exists(pk)")
 	if err != nil {
 		return err
 	}
-	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-		TransactItems: []types.TransactWriteItem{item, guard, counter, ev},
-	})
-	switch failed := conditionFailures(err); {
+	ev, err := s.event(acct.OrgID, "service_account.created", acct.CreatedBy, acct.ID, "", acct.CreatedAt, nil)
+	if err != nil {
+		return err
+	}
+	var t txn
+	t.add("account", item)
+	t.add("name", guard)
+	t.add("quota", s.update(key(pk, orgSK), "SET accounts = if_not_exists(accounts, :zero) + :one",
+		"attribute_not_exists(accounts) OR accounts < :max",
+		map[string]types.AttributeValue{":zero": num(0), ":one": num(1), ":max": num(int64(maxPerOrg))}))
+	t.add("event", ev)
+	failed, err := s.write(ctx, &t)
+	switch {
 	case err == nil:
 		return nil
-	case failed[1]:
+	case failed["name"]:
 		return sa.Errorf(sa.ECONFLICT, "A service account named %q already exists in this organisation.", acct.Name)
-	case failed[2]:
+	case failed["quota"]:
 		return sa.Errorf(sa.ECONFLICT, "The organisation already has the maximum of %d service accounts.", maxPerOrg)
 	default:
 		return classify("create service account", err)
@@ -205,11 +193,21 @@ func (s *Store) ListServiceAccounts(ctx context.Context, orgID string, limit int
 
 // GetServiceAccount reads one account. Errors: ENOTFOUND, EUNAVAILABLE.
 func (s *Store) GetServiceAccount(ctx context.Context, orgID, saID string) (sa.ServiceAccount, error) {
-	var it accountItem
-	if err := s.get(ctx, key(orgPK(orgID), accountSK(saID)), &it); err != nil {
-		return sa.ServiceAccount{}, notFoundAs(err, "service account")
+	it, err := s.account(ctx, orgID, saID)
+	if err != nil {
+		return sa.ServiceAccount{}, err
 	}
 	return it.domain(), nil
+}
+
+// account reads an account's item with a strongly consistent read. Errors: ENOTFOUND,
+// EUNAVAILABLE.
+func (s *Store) account(ctx context.Context, orgID, saID string) (accountItem, error) {
+	var it accountItem
+	if err := s.get(ctx, key(orgPK(orgID), accountSK(saID)), &it); err != nil {
+		return accountItem{}, notFoundAs(err, "service account")
+	}
+	return it, nil
 }
 
 // errNoItem is the internal not-found of get; callers say what was not found.
@@ -234,147 +232,6 @@ func notFoundAs(err error, what string) error {
 		return sa.Errorf(sa.ENOTFOUND, "The %s does not exist.", what)
 	}
 	return err
-}
-
-// DeleteServiceAccount deletes an account together with the credentials and metadata of its
-// open tokens in one transaction, so no token of it outlives the delete. The transaction is
-// conditioned on the account's open-token count being the number of open tokens read and on
-// each of them still being open, so the set deleted is exactly the set open at commit: a token
-// generated or closed concurrently makes this attempt read again, or finds the account gone. Metadata of tokens
-// already closed is removed afterwards; what remains is the audit trail. Errors: ENOTFOUND,
-// EUNAVAILABLE.
-func (s *Store) DeleteServiceAccount(ctx context.Context, orgID, saID, actor string, at time.Time) error {
-	pk := orgPK(orgID)
-	// First stop new tokens: while the account's delete lock exists, generation is refused,
-	// so the delete below races only with revocations, which are finite, and cannot be
-	// starved by a client generating tokens in a loop.
-	lock := key(pk, deleteLockSK(saID))
-	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{ConditionCheck: &types.ConditionCheck{
-			TableName: s.table, Key: key(pk, accountSK(saID)), ConditionExpression: aws.String("attribute_exists(pk)"),
-		}},
-		{Put: &types.Put{TableName: s.table, Item: map[string]types.AttributeValue{
-			"pk": str(pk), "sk": str(deleteLockSK(saID)), "type": str(itemDeleteLock), "saId": str(saID),
-			TTLAttribute: num(at.Add(time.Hour).Unix()), // a crashed delete does not lock the account forever
-		}}},
-	}})
-	if conditionFailures(err)[0] {
-		return sa.Errorf(sa.ENOTFOUND, "The service account does not exist.")
-	}
-	if err != nil {
-		return classify("delete service account", err)
-	}
-	if err := s.deleteMarked(ctx, orgID, saID, actor, at); err != nil {
-		// Release the lock, so that a failed delete leaves the account as it was. If even this
-		// fails, the account refuses new tokens until the delete is retried or the lock's TTL.
-		_, _ = s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: s.table, Key: lock})
-		return err
-	}
-	return nil
-}
-
-// deleteMarked deletes an account whose delete lock is held, with all its open tokens and the
-// lock.
-func (s *Store) deleteMarked(ctx context.Context, orgID, saID, actor string, at time.Time) error {
-	pk := orgPK(orgID)
-	for attempt := 0; ; attempt++ {
-		var acct accountItem
-		if err := s.get(ctx, key(pk, accountSK(saID)), &acct); err != nil {
-			return notFoundAs(err, "service account")
-		}
-		tokens, err := s.queryTokens(ctx, orgID, saID)
-		if err != nil {
-			return err
-		}
-		open := 0
-		for _, t := range tokens {
-			if t.ClosedAt == nil {
-				open++
-			}
-		}
-		items := []types.TransactWriteItem{
-			// The account's counter must equal the open tokens read, so that a token generated
-			// or closed since the read (or a read that saw half of one) makes this attempt fail
-			// and read again, rather than leave a credential behind.
-			{Delete: &types.Delete{
-				TableName:                 s.table,
-				Key:                       key(pk, accountSK(saID)),
-				ConditionExpression:       aws.String("attribute_exists(pk) AND activeTokens = :n"),
-				ExpressionAttributeValues: map[string]types.AttributeValue{":n": num(int64(open))},
-			}},
-			{Delete: &types.Delete{TableName: s.table, Key: key(pk, nameSK(acct.NameKey))}},
-			{Delete: &types.Delete{TableName: s.table, Key: key(pk, deleteLockSK(saID))}},
-			{Update: &types.Update{
-				TableName:                 s.table,
-				Key:                       key(pk, orgSK),
-				UpdateExpression:          aws.String("SET accounts = accounts - :one"),
-				ConditionExpression:       aws.String("accounts > :zero"),
-				ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":zero": num(0)},
-			}},
-		}
-		var closed []tokenItem
-		for _, t := range tokens {
-			if t.ClosedAt != nil {
-				closed = append(closed, t)
-				continue
-			}
-			// Each open token must still be open: with the counter alone, a token closed and
-			// another generated since the read would leave the count equal and the new
-			// token's credential behind.
-			items = append(items,
-				types.TransactWriteItem{Delete: &types.Delete{TableName: s.table, Key: key(credPK(t.Hash), credSK)}},
-				types.TransactWriteItem{Delete: &types.Delete{
-					TableName: s.table, Key: key(pk, t.SK),
-					ConditionExpression: aws.String("attribute_exists(pk) AND attribute_not_exists(closedAt)"),
-				}})
-		}
-		ev, err := s.event(orgID, "service_account.deleted", actor, saID, "", at)
-		if err != nil {
-			return err
-		}
-		items = append(items, ev)
-		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-		if err == nil {
-			// The account and every credential are gone: the delete has happened. Metadata of
-			// closed tokens is inert and carries a TTL, so a failed clean-up is left to it
-			// rather than reported as a failed delete the caller would retry.
-			_ = s.deleteClosed(ctx, closed)
-			return nil
-		}
-		if len(conditionFailures(err)) == 0 {
-			return classify("delete service account", err)
-		}
-		if attempt+1 == maxTransactAttempts {
-			return sa.Unavailable(fmt.Errorf("delete service account: still contended after %d attempts: %w", maxTransactAttempts, err))
-		}
-		if err := backoff(ctx, attempt); err != nil {
-			return sa.Unavailable(err)
-		}
-		// A token was generated or closed since the read: read again and retry.
-	}
-}
-
-// deleteClosed removes metadata of closed tokens of a deleted account, retrying what
-// BatchWriteItem leaves unprocessed a few times.
-func (s *Store) deleteClosed(ctx context.Context, tokens []tokenItem) error {
-	for start := 0; start < len(tokens); start += 25 {
-		var reqs []types.WriteRequest
-		for _, t := range tokens[start:min(start+25, len(tokens))] {
-			reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: key(t.PK, t.SK)}})
-		}
-		pending := map[string][]types.WriteRequest{*s.table: reqs}
-		for attempt := 0; len(pending) > 0 && attempt < maxTransactAttempts; attempt++ {
-			out, err := s.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
-			if err != nil {
-				return classify("delete closed tokens", err)
-			}
-			pending = out.UnprocessedItems
-		}
-		if len(pending) > 0 {
-			return sa.Unavailable(errors.New("delete closed tokens: items left unprocessed"))
-		}
-	}
-	return nil
 }
 
 func (s *Store) queryTokens(ctx context.Context, orgID, saID string) ([]tokenItem, error) {
@@ -402,17 +259,12 @@ func (s *Store) queryTokens(ctx context.Context, orgID, saID string) ([]tokenIte
 }
 
 // CreateToken writes a token's metadata and credential and takes one of its account's slots, in
-// one transaction conditioned on the account existing with fewer than maxActive open tokens.
-// Errors: ENOTFOUND, ECONFLICT (the cap is reached), EUNAVAILABLE.
+// one transaction conditioned on the account existing with fewer than maxActive open tokens and
+// no account change in progress, so that a token generated while its account is being deleted
+// can never outlive the delete. A change whose holder died is finished first. Errors: ENOTFOUND
+// (no account, or one being deleted), ECONFLICT (the cap is reached), EUNAVAILABLE.
 func (s *Store) CreateToken(ctx context.Context, t sa.Token, cred sa.Credential, maxActive int) error {
 	pk := orgPK(t.OrgID)
-	slot := types.TransactWriteItem{Update: &types.Update{
-		TableName:                 s.table,
-		Key:                       key(pk, accountSK(t.ServiceAccountID)),
-		UpdateExpression:          aws.String("SET activeTokens = activeTokens + :one"),
-		ConditionExpression:       aws.String("attribute_exists(pk) AND activeTokens < :max"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":max": num(int64(maxActive))},
-	}}
 	meta, err := s.put(newTokenItem(t), "attribute_not_exists(pk)")
 	if err != nil {
 		return err
@@ -430,30 +282,40 @@ func (s *Store) CreateToken(ctx context.Context, t sa.Token, cred sa.Credential,
 	if err != nil {
 		return err
 	}
-	ev, err := s.event(t.OrgID, "token.created", t.CreatedBy, t.ServiceAccountID, t.ID, t.CreatedAt)
+	ev, err := s.event(t.OrgID, "token.created", t.CreatedBy, t.ServiceAccountID, t.ID, t.CreatedAt, nil)
 	if err != nil {
 		return err
 	}
-	unlocked := types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
-		TableName: s.table, Key: key(pk, deleteLockSK(t.ServiceAccountID)), ConditionExpression: aws.String("attribute_not_exists(pk)"),
-	}}
-	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-		TransactItems: []types.TransactWriteItem{slot, meta, credential, ev, unlocked},
+	var tx txn
+	tx.add("slot", s.update(key(pk, accountSK(t.ServiceAccountID)), "SET activeTokens = activeTokens + :one",
+		"attribute_exists(pk) AND activeTokens < :max AND attribute_not_exists("+attrChangeID+")",
+		map[string]types.AttributeValue{":one": num(1), ":max": num(int64(maxActive))}))
+	tx.add("metadata", meta)
+	tx.add("credential", credential)
+	tx.add("event", ev)
+	return contended(ctx, "create token", func() (bool, error) {
+		failed, err := s.write(ctx, &tx)
+		if !failed["slot"] {
+			return false, classify("create token", err)
+		}
+		// The account is gone, full, or being changed.
+		acct, err := s.account(ctx, t.OrgID, t.ServiceAccountID)
+		switch {
+		case err != nil:
+			return false, err
+		case acct.ChangeID == "":
+			return false, sa.Errorf(sa.ECONFLICT, "The service account already has the maximum of %d active tokens; revoke one first.", maxActive)
+		case acct.ChangeOp == changeDelete && !s.expired(acct):
+			return false, sa.Errorf(sa.ENOTFOUND, "The service account is being deleted.")
+		case !s.expired(acct):
+			return true, sa.Unavailable(errors.New("create token: the account is being changed"))
+		}
+		// The change's holder died: finish what it recorded, then try again.
+		if err := s.finish(ctx, acct); err != nil {
+			return false, err
+		}
+		return true, nil
 	})
-	failed := conditionFailures(err)
-	switch {
-	case err == nil:
-		return nil
-	case failed[4]:
-		return sa.Errorf(sa.ENOTFOUND, "The service account is being deleted.")
-	case !failed[0]:
-		return classify("create token", err)
-	}
-	// The slot condition failed: either the account is gone or it is full.
-	if _, gerr := s.GetServiceAccount(ctx, t.OrgID, t.ServiceAccountID); gerr != nil {
-		return gerr
-	}
-	return sa.Errorf(sa.ECONFLICT, "The service account already has the maximum of %d active tokens; revoke one first.", maxActive)
 }
 
 // ListTokens returns the tokens the store holds for an account, oldest first.
@@ -478,14 +340,14 @@ func (s *Store) CloseToken(ctx context.Context, orgID, saID, tokenID, actor stri
 	pk := orgPK(orgID)
 	tk := key(pk, tokenSK(saID, tokenID))
 	slot := true // whether the account still holds a slot for the token
-	for attempt := 0; ; attempt++ {
+	return contended(ctx, "close token", func() (bool, error) {
 		var t tokenItem
 		if err := s.get(ctx, tk, &t); err != nil {
-			return notFoundAs(err, "token")
+			return false, notFoundAs(err, "token")
 		}
 		if t.ClosedAt != nil {
 			if !revoke || t.RevokedAt != nil {
-				return nil
+				return false, nil
 			}
 			_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 				TableName:                 s.table,
@@ -495,9 +357,9 @@ func (s *Store) CloseToken(ctx context.Context, orgID, saID, tokenID, actor stri
 				ExpressionAttributeValues: map[string]types.AttributeValue{":at": num(ms(at)), ":by": str(actor)},
 			})
 			if err != nil && !isConditionFailed(err) {
-				return classify("revoke token", err)
+				return false, classify("revoke token", err)
 			}
-			return nil
+			return false, nil
 		}
 		update := "SET closedAt = :at, #ttl = :ttl"
 		values := map[string]types.AttributeValue{":at": num(ms(at)), ":ttl": num(at.Add(s.closedTTL).Unix())}
@@ -507,52 +369,39 @@ func (s *Store) CloseToken(ctx context.Context, orgID, saID, tokenID, actor stri
 			values[":by"] = str(actor)
 			action = "token.revoked"
 		}
-		ev, err := s.event(orgID, action, actor, saID, tokenID, at)
+		ev, err := s.event(orgID, action, actor, saID, tokenID, at, nil)
 		if err != nil {
-			return err
+			return false, err
 		}
-		items := []types.TransactWriteItem{
-			{Update: &types.Update{
-				TableName:                 s.table,
-				Key:                       tk,
-				UpdateExpression:          aws.String(update),
-				ConditionExpression:       aws.String("attribute_exists(pk) AND attribute_not_exists(closedAt)"),
-				ExpressionAttributeNames:  map[string]string{"#ttl": TTLAttribute},
-				ExpressionAttributeValues: values,
-			}},
-			{Delete: &types.Delete{TableName: s.table, Key: key(credPK(t.Hash), credSK)}},
-			ev,
-		}
+		var tx txn
+		tx.add("token", types.TransactWriteItem{Update: &types.Update{
+			TableName:                 s.table,
+			Key:                       tk,
+			UpdateExpression:          aws.String(update),
+			ConditionExpression:       aws.String("attribute_exists(pk) AND attribute_not_exists(closedAt)"),
+			ExpressionAttributeNames:  map[string]string{"#ttl": TTLAttribute},
+			ExpressionAttributeValues: values,
+		}})
+		tx.add("credential", s.del(key(credPK(t.Hash), credSK)))
+		tx.add("event", ev)
 		if slot {
-			items = append(items, types.TransactWriteItem{Update: &types.Update{
-				TableName:                 s.table,
-				Key:                       key(pk, accountSK(saID)),
-				UpdateExpression:          aws.String("SET activeTokens = activeTokens - :one"),
-				ConditionExpression:       aws.String("attribute_exists(pk) AND activeTokens > :zero"),
-				ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":zero": num(0)},
-			}})
+			tx.add("slot", s.update(key(pk, accountSK(saID)), "SET activeTokens = activeTokens - :one",
+				"attribute_exists(pk) AND activeTokens > :zero", map[string]types.AttributeValue{":one": num(1), ":zero": num(0)}))
 		}
-		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-		failed := conditionFailures(err)
-		switch {
-		case err == nil:
-			return nil
-		case len(failed) == 0:
-			return classify("close token", err)
-		case attempt+1 == maxTransactAttempts:
-			return sa.Unavailable(fmt.Errorf("close token: still contended after %d attempts: %w", maxTransactAttempts, err))
-		case failed[3] && !failed[0]:
+		failed, err := s.write(ctx, &tx)
+		if failed == nil {
+			return false, classify("close token", err)
+		}
+		if failed["slot"] && !failed["token"] {
 			// The token is open but its account is gone: close it all the same, so that no
 			// credential outlives its account, without a slot to free.
-			if _, gerr := s.GetServiceAccount(ctx, orgID, saID); sa.ErrorCode(gerr) == sa.ENOTFOUND {
+			if _, gerr := s.account(ctx, orgID, saID); sa.ErrorCode(gerr) == sa.ENOTFOUND {
 				slot = false
 			}
 		}
-		if err := backoff(ctx, attempt); err != nil {
-			return sa.Unavailable(err)
-		}
 		// Closed or deleted concurrently: the next read tells which.
-	}
+		return true, err
+	})
 }
 
 // LookupToken reads the credential under a token hash with a strongly consistent read, so a

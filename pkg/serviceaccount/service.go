@@ -25,8 +25,10 @@ type Store interface {
 	ListServiceAccounts(ctx context.Context, orgID string, limit int, cursor string) (ServiceAccountPage, error)
 	// GetServiceAccount returns one account, or ENOTFOUND.
 	GetServiceAccount(ctx context.Context, orgID, saID string) (ServiceAccount, error)
-	// DeleteServiceAccount removes the account and makes every one of its tokens unusable in
-	// the same atomic step, or fails with ENOTFOUND.
+	// DeleteServiceAccount removes the account and every one of its tokens, and returns only
+	// once none of them can be used. No token generated meanwhile survives it. A delete
+	// interrupted midway is finished by the next writer to the account or by the retry. It
+	// fails with ENOTFOUND.
 	DeleteServiceAccount(ctx context.Context, orgID, saID, actor string, at time.Time) error
 	// CreateToken stores t and its credential. It fails with ENOTFOUND if the account is gone
 	// and with ECONFLICT if the account already has maxActive open tokens.

@@ -44,8 +44,25 @@ func (t *Template) Resolve(v any, r Resolver) (string, error) {
 			}
 			return "", fmt.Errorf("template: !GetAtt %s is not supported locally", name)
 		}
-		if sub, ok := v["Fn::Sub"].(string); ok {
-			return t.sub(sub, r)
+		switch sub := v["Fn::Sub"].(type) {
+		case string:
+			return t.sub(sub, r, nil)
+		case []any:
+			// [template, {name: value}]: the names are resolved first and shadow the rest.
+			s, ok1 := sub[0].(string)
+			vars, ok2 := sub[1].(map[string]any)
+			if len(sub) != 2 || !ok1 || !ok2 {
+				break
+			}
+			resolved := map[string]string{}
+			for k, raw := range vars {
+				val, err := t.Resolve(raw, r)
+				if err != nil {
+					return "", err
+				}
+				resolved[k] = val
+			}
+			return t.sub(s, r, resolved)
 		}
 	}
 	return "", fmt.Errorf("template: cannot resolve %v locally", v)
@@ -70,7 +87,7 @@ func (t *Template) ref(name string, r Resolver) (string, error) {
 	return "", fmt.Errorf("template: !Ref %s is not supported locally", name)
 }
 
-func (t *Template) sub(s string, r Resolver) (string, error) {
+func (t *Template) sub(s string, r Resolver, vars map[string]string) (string, error) {
 	var b strings.Builder
 	for {
 		start := strings.Index(s, "${")
@@ -84,11 +101,13 @@ func (t *Template) sub(s string, r Resolver) (string, error) {
 		}
 		b.WriteString(s[:start])
 		name := s[start+2 : start+end]
-		var val string
+		val, isVar := vars[name]
 		var err error
-		if res, attr, ok := strings.Cut(name, "."); ok && !strings.Contains(name, "::") {
+		switch res, attr, isAttr := strings.Cut(name, "."); {
+		case isVar:
+		case isAttr && !strings.Contains(name, "::"):
 			val, err = t.Resolve(map[string]any{"Fn::GetAtt": []any{res, attr}}, r)
-		} else {
+		default:
 			val, err = t.ref(name, r)
 		}
 		if err != nil {
@@ -99,12 +118,49 @@ func (t *Template) sub(s string, r Resolver) (string, error) {
 	}
 }
 
+// ResolveDeep resolves every intrinsic function inside v (a document of maps, lists and
+// scalars) to its string, leaving the rest as it is.
+func (t *Template) ResolveDeep(v any, r Resolver) (any, error) {
+	switch v := v.(type) {
+	case map[string]any:
+		if len(v) == 1 {
+			for k := range v {
+				if k == "Ref" || strings.HasPrefix(k, "Fn::") {
+					return t.Resolve(v, r)
+				}
+			}
+		}
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			res, err := t.ResolveDeep(e, r)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = res
+		}
+		return out, nil
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			res, err := t.ResolveDeep(e, r)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = res
+		}
+		return out, nil
+	}
+	return v, nil
+}
+
 // Function is an AWS::Serverless::Function with Globals applied.
 type Function struct {
 	LogicalID   string
 	Environment map[string]any // unresolved values
 	Events      map[string]Event
 	Timeout     int
+	Tracing     any   // unresolved; nil when tracing is not configured
+	Policies    []any // as the template writes them: names, policy templates, documents
 }
 
 // Event is one entry of a function's Events.
@@ -163,11 +219,9 @@ func (t *Template) Check() error {
 	return nil
 }
 
-// Functions returns every function with the template's Globals merged in, after Check.
+// Functions returns every function with the template's Globals merged in. The local stack
+// runs Check first; what a function's IAM role is does not depend on it.
 func (t *Template) Functions() (map[string]Function, error) {
-	if err := t.Check(); err != nil {
-		return nil, err
-	}
 	globals := mapping(mapping(t.Globals)["Function"])
 	out := map[string]Function{}
 	for id, r := range t.Resources {
@@ -182,6 +236,17 @@ func (t *Template) Functions() (map[string]Function, error) {
 			timeout = globals["Timeout"]
 		}
 		f.Timeout, _ = timeout.(int)
+		f.Tracing = r.Properties["Tracing"]
+		if f.Tracing == nil {
+			f.Tracing = globals["Tracing"]
+		}
+		switch p := r.Properties["Policies"].(type) {
+		case []any:
+			f.Policies = p
+		case nil:
+		default:
+			f.Policies = []any{p} // SAM takes a single name, template or document too
+		}
 		for name, raw := range mapping(r.Properties["Events"]) {
 			e := mapping(raw)
 			f.Events[name] = Event{Name: name, Type: str(e["Type"]), Properties: mapping(e["Properties"])}

@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/opentrace/service-accounts/pkg/ddbexpr"
 )
 
 // Environment is what turning API calls into authorization requests needs to know of the
@@ -99,7 +101,7 @@ func (e *Environment) context(r itemRequest, op string) map[string][]string {
 		attrs[k] = true
 	}
 	for _, x := range []string{r.KeyConditionExpression, r.ConditionExpression, r.FilterExpression, r.UpdateExpression, r.ProjectionExpression} {
-		for _, n := range topLevelNames(x, r.ExpressionAttributeNames) {
+		for _, n := range ddbexpr.TopLevelNames(x, r.ExpressionAttributeNames) {
 			attrs[n] = true
 		}
 	}
@@ -147,7 +149,7 @@ func (e *Environment) context(r itemRequest, op string) map[string][]string {
 
 // queryPartition finds the partition key's value in a Query's key condition: `pk = :v`.
 func queryPartition(r itemRequest, pk string) (string, bool) {
-	toks := tokens(r.KeyConditionExpression)
+	toks := ddbexpr.Tokens(r.KeyConditionExpression)
 	for i := 0; i+2 < len(toks); i++ {
 		name := toks[i]
 		if alias, ok := r.ExpressionAttributeNames[name]; ok {
@@ -335,68 +337,4 @@ func (e *Environment) eventBridge(op string, body []byte) ([]Request, error) {
 		}})
 	}
 	return reqs, nil
-}
-
-// topLevelNames returns the top-level attribute names an expression refers to: the first
-// element of each document path, with #placeholders resolved through names. Function names,
-// keywords and values are not attributes.
-func topLevelNames(expr string, names map[string]string) []string {
-	var out []string
-	toks := tokens(expr)
-	for i, t := range toks {
-		switch {
-		case t == "" || !(isNameStart(t[0]) || t[0] == '#'):
-			continue
-		case i > 0 && toks[i-1] == ".": // a nested element of a path
-			continue
-		case i+1 < len(toks) && toks[i+1] == "(": // a function
-			continue
-		case keywords[strings.ToUpper(t)]:
-			continue
-		}
-		if t[0] == '#' {
-			t = names[t]
-		}
-		if t != "" && !slices.Contains(out, t) {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
-var keywords = map[string]bool{
-	"AND": true, "OR": true, "NOT": true, "BETWEEN": true, "IN": true,
-	"SET": true, "REMOVE": true, "ADD": true, "DELETE": true,
-}
-
-func isNameStart(c byte) bool {
-	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-}
-
-func isNameChar(c byte) bool { return isNameStart(c) || (c >= '0' && c <= '9') }
-
-// tokens splits an expression into names (with a leading # or :), numbers and operators.
-func tokens(expr string) []string {
-	var out []string
-	for i := 0; i < len(expr); {
-		c := expr[i]
-		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			i++
-		case isNameChar(c) || c == '#' || c == ':':
-			j := i + 1
-			for j < len(expr) && isNameChar(expr[j]) {
-				j++
-			}
-			out = append(out, expr[i:j])
-			i = j
-		case strings.HasPrefix(expr[i:], "<=") || strings.HasPrefix(expr[i:], ">=") || strings.HasPrefix(expr[i:], "<>"):
-			out = append(out, expr[i:i+2])
-			i += 2
-		default:
-			out = append(out, expr[i:i+1])
-			i++
-		}
-	}
-	return out
 }

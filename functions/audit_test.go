@@ -40,7 +40,7 @@ func TestAuditUnderRuntimeEmulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	created := ev.Time.Add(-90 * audit.Day)
-	app, err := config.Build(ctx, config.Settings{Table: dynamotest.TableName, Limits: sa.DefaultLimits}, db.Client, src,
+	app, err := config.Build(ctx, config.Settings{Table: db.Table, Limits: sa.DefaultLimits}, db.Client, src,
 		sa.WithClock(func() time.Time { return created }))
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +55,7 @@ func TestAuditUnderRuntimeEmulator(t *testing.T) {
 
 	url := startFunction(t, "audit", []string{
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test",
-		"AWS_ENDPOINT_URL_DYNAMODB=" + db.URL, config.EnvTable + "=" + dynamotest.TableName,
+		"AWS_ENDPOINT_URL_DYNAMODB=" + db.URL, config.EnvTable + "=" + db.Table,
 		audit.EnvStaleDays + "=90", audit.EnvAutoRevoke + "=false", config.EnvLogLevel + "=info",
 	})
 	resp, err := http.Post(url, "application/json", bytes.NewReader(raw))

@@ -142,7 +142,7 @@ func TestListUnderRuntimeEmulator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := config.Build(ctx, config.Settings{Table: dynamotest.TableName, Limits: sa.DefaultLimits}, db.Client, src)
+	app, err := config.Build(ctx, config.Settings{Table: db.Table, Limits: sa.DefaultLimits}, db.Client, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestListUnderRuntimeEmulator(t *testing.T) {
 	url := startFunction(t, "list", []string{
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test",
 		"AWS_ENDPOINT_URL_DYNAMODB=" + db.URL, "AWS_ENDPOINT_URL_SECRETS_MANAGER=" + smURL,
-		config.EnvTable + "=" + dynamotest.TableName, config.EnvPepperSecret + "=" + secretID,
+		config.EnvTable + "=" + db.Table, config.EnvPepperSecret + "=" + secretID,
 		config.EnvMaxActiveTokens + "=10", config.EnvLogLevel + "=info",
 	})
 

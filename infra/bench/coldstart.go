@@ -23,12 +23,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/truora/minidyn/server"
 
 	"github.com/opentrace/service-accounts/pkg/authorizer"
 	"github.com/opentrace/service-accounts/pkg/config"
 	"github.com/opentrace/service-accounts/pkg/dynamo"
 	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
+	"github.com/opentrace/service-accounts/pkg/dynamolocal"
 	"github.com/opentrace/service-accounts/pkg/secrets"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 	"github.com/opentrace/service-accounts/pkg/token"
@@ -137,7 +137,7 @@ func coldStarts(o options) (*coldResult, error) {
 	}
 
 	// DynamoDB (minidyn) and Secrets Manager, local, each behind a probe.
-	ddb := &probe{h: server.NewServer()}
+	ddb := &probe{h: dynamolocal.New()}
 	ddbSrv := httptest.NewServer(ddb)
 	defer ddbSrv.Close()
 	key := strings.Repeat("k", 48)
@@ -146,7 +146,7 @@ func coldStarts(o options) (*coldResult, error) {
 	defer smSrv.Close()
 
 	// A live token, issued through the same wiring the functions use.
-	client := dynamotest.NewClient(ddbSrv.URL)
+	client := dynamotest.NewClient(ddbSrv.URL, nil)
 	if _, err := client.CreateTable(ctx, dynamo.TableDefinition(coldTable)); err != nil {
 		return nil, fmt.Errorf("create table: %w", err)
 	}

@@ -8,14 +8,13 @@ import (
 	"github.com/opentrace/service-accounts/pkg/apigw"
 	"github.com/opentrace/service-accounts/pkg/audit"
 	"github.com/opentrace/service-accounts/pkg/dynamo"
-	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 )
 
 // runAudit runs the scheduled audit over the fixture's table as of at.
 func (f *fixture) runAudit(t *testing.T, at time.Time) {
 	t.Helper()
-	store, err := dynamo.New(f.db.Client, dynamotest.TableName, []byte(strings.Repeat("c", 32)))
+	store, err := dynamo.New(f.db.Client, f.db.Table, []byte(strings.Repeat("c", 32)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,31 +1,30 @@
 package apigw_test
 
 import (
-	"context"
 	"reflect"
-	"sync/atomic"
+	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/truora/minidyn/server"
 
 	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 )
 
-// TestWritesFailWith503AndLeaveNoPartialState: with DynamoDB failing (globally, for the
-// table, or only from the write transaction on, after the reads succeeded), every management
-// write answers 503 with Retry-After, and once DynamoDB is back the table is exactly as before.
+// TestWritesFailWith503AndLeaveNoPartialState: with DynamoDB failing (a server fault or
+// throttling on every call, or only the write transaction, after the reads succeeded), every
+// management write answers 503 with Retry-After, and once DynamoDB is back the table is
+// exactly as before.
 func TestWritesFailWith503AndLeaveNoPartialState(t *testing.T) {
+	all := func(dynamotest.Call) bool { return true }
 	faults := []struct {
 		name   string
 		inject func(f *fixture)
 	}{
-		{"Global", func(f *fixture) { f.db.Server.EmulateFailure(server.FailureConditionInternalServerError) }},
-		{"Table", func(f *fixture) {
-			f.db.Server.EmulateFailureForTable(dynamotest.TableName, server.FailureConditionInternalServerError)
+		{"InternalServerError", func(f *fixture) { f.db.Tap.Fail(all) }},
+		{"Throttled", func(f *fixture) { f.db.Tap.Throttle(all) }},
+		{"AtTransaction", func(f *fixture) {
+			f.db.Tap.Fail(func(c dynamotest.Call) bool { return c.Op == "TransactWriteItems" })
 		}},
-		{"AtTransaction", func(f *fixture) { f.failTransactions.Store(true) }},
 	}
 	writes := []request{
 		{event: "create", body: str(`{"name":"new-account"}`)},
@@ -41,9 +40,7 @@ func TestWritesFailWith503AndLeaveNoPartialState(t *testing.T) {
 				before := f.snapshot(t)
 				fault.inject(f)
 				resp, body := f.call(t, w)
-				f.db.Server.EmulateFailure(server.FailureConditionNone)
-				f.db.Server.EmulateFailureForTable(dynamotest.TableName, server.FailureConditionNone)
-				f.failTransactions.Store(false)
+				f.db.Tap.Fail(nil)
 				if resp.StatusCode != 503 || resp.Headers["Retry-After"] == "" {
 					t.Fatalf("status %d, Retry-After %q, body %v; want 503 with Retry-After", resp.StatusCode, resp.Headers["Retry-After"], body)
 				}
@@ -57,40 +54,48 @@ func TestWritesFailWith503AndLeaveNoPartialState(t *testing.T) {
 	t.Logf("%d faults injected into management writes", n)
 }
 
-// TestDeleteSurvivesUnprocessedCleanup: when BatchWriteItem leaves the clean-up of closed
-// tokens unprocessed, the delete still succeeds (its transaction made every token unusable),
-// and what is left behind carries a TTL.
-func TestDeleteSurvivesUnprocessedCleanup(t *testing.T) {
+// TestDeleteInterruptedIsFinished: a delete that fails after taking the account's lock,
+// midway through its pages, answers 503 and leaves the delete recorded: a token generated
+// meanwhile is refused, and the retried delete finishes the recorded one (it records no second
+// event), after which only the audit trail remains of the account.
+func TestDeleteInterruptedIsFinished(t *testing.T) {
 	f := newFixture(t)
-	f.db.Server.EmulateUnprocessedItems(dynamotest.TableName, func(int, map[string]*server.AttributeValue) bool { return true })
-	defer f.db.Server.ClearUnprocessedItems()
-	resp, body := f.call(t, request{event: "delete", path: map[string]string{"saId": "{sa}"}})
-	if resp.StatusCode != 204 {
-		t.Fatalf("status %d %v", resp.StatusCode, body)
+	del := request{event: "delete", path: map[string]string{"saId": "{sa}"}}
+	lockTaken := false
+	f.db.Tap.Fail(func(c dynamotest.Call) bool {
+		if c.Op != "TransactWriteItems" {
+			return false
+		}
+		if !lockTaken {
+			lockTaken = true // the transaction that takes the lock goes through
+			return false
+		}
+		return true // every page after it fails
+	})
+	resp, body := f.call(t, del)
+	f.db.Tap.Fail(nil)
+	if resp.StatusCode != 503 {
+		t.Fatalf("interrupted delete: status %d %v, want 503", resp.StatusCode, body)
 	}
+	if resp, body := f.call(t, request{event: "generate", path: map[string]string{"saId": "{sa}"}}); resp.StatusCode != 404 {
+		t.Fatalf("generate during the delete: status %d %v, want 404", resp.StatusCode, body)
+	}
+	if resp, body := f.call(t, del); resp.StatusCode != 204 {
+		t.Fatalf("retried delete: status %d %v, want 204", resp.StatusCode, body)
+	}
+	deleted := 0
 	for _, item := range f.snapshot(t) {
 		if item["saId"] == nil || item["saId"].(*types.AttributeValueMemberS).Value != f.ids["{sa}"] {
 			continue
 		}
-		if item["type"].(*types.AttributeValueMemberS).Value == "token" && item["ttl"] == nil {
-			t.Fatalf("closed-token metadata left without a TTL: %v", item["sk"])
-		}
-		if typ := item["type"].(*types.AttributeValueMemberS).Value; typ != "token" && typ != "event" {
-			t.Fatalf("left behind: %v", item["sk"])
+		typ := item["type"].(*types.AttributeValueMemberS).Value
+		if typ != "event" {
+			t.Errorf("left behind: %v", item["sk"])
+		} else if strings.Contains(item["action"].(*types.AttributeValueMemberS).Value, "service_account.deleted") {
+			deleted++
 		}
 	}
-}
-
-// faultyDB is the real client, failing TransactWriteItems on demand: the reads a write does
-// first succeed, and the failure lands on the write itself.
-type faultyDB struct {
-	*dynamodb.Client
-	fail *atomic.Bool
-}
-
-func (d faultyDB) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
-	if d.fail.Load() {
-		return nil, &types.InternalServerError{Message: new(string)}
+	if deleted != 1 {
+		t.Fatalf("%d service_account.deleted events, want 1", deleted)
 	}
-	return d.Client.TransactWriteItems(ctx, in, opts...)
 }

@@ -100,7 +100,7 @@ func newFuzzFixture(tb testing.TB) *fuzzFixture {
 	limits := sa.DefaultLimits
 	limits.MaxActiveTokens = 2
 	writes := &fuzzWrites{API: db.Client}
-	app, err := config.Build(context.Background(), config.Settings{Table: dynamotest.TableName, Limits: limits}, writes, src)
+	app, err := config.Build(context.Background(), config.Settings{Table: db.Table, Limits: limits}, writes, src)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -159,10 +159,10 @@ func (fx *fuzzFixture) seed(tb testing.TB) {
 // reset replaces the table with an empty one and seeds it again.
 func (fx *fuzzFixture) reset(t *testing.T) {
 	t.Helper()
-	if _, err := fx.db.Client.DeleteTable(fx.ctx, &dynamodb.DeleteTableInput{TableName: aws.String(dynamotest.TableName)}); err != nil {
+	if _, err := fx.db.Client.DeleteTable(fx.ctx, &dynamodb.DeleteTableInput{TableName: aws.String(fx.db.Table)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fx.db.Client.CreateTable(fx.ctx, dynamo.TableDefinition(dynamotest.TableName)); err != nil {
+	if _, err := fx.db.Client.CreateTable(fx.ctx, dynamo.TableDefinition(fx.db.Table)); err != nil {
 		t.Fatal(err)
 	}
 	fx.seed(t)

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,8 +42,6 @@ type fixture struct {
 	ctx   context.Context
 	ids   map[string]string // placeholders in path parameters: {sa}, {tok}, {otherSA}, ...
 	token string            // a live token of {sa}
-	// failTransactions makes TransactWriteItems fail, after the reads of a write succeeded.
-	failTransactions *atomic.Bool
 }
 
 // newFixture wires the handlers to the service on minidyn, and creates an account {sa} with a
@@ -59,14 +56,13 @@ func newFixture(t *testing.T) *fixture {
 	}
 	limits := sa.DefaultLimits
 	limits.MaxActiveTokens = 2
-	fail := &atomic.Bool{}
-	app, err := config.Build(context.Background(), config.Settings{Table: dynamotest.TableName, Limits: limits}, faultyDB{db.Client, fail}, src)
+	app, err := config.Build(context.Background(), config.Settings{Table: db.Table, Limits: limits}, db.Client, src)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{
 		api: &apigw.API{Service: app.Service, Log: slog.New(slog.NewJSONHandler(io.Discard, nil))},
-		db:  db, ctx: context.Background(), ids: map[string]string{}, failTransactions: fail,
+		db:  db, ctx: context.Background(), ids: map[string]string{},
 	}
 	svc := app.Service
 	must := func(err error) {
@@ -133,7 +129,7 @@ func (f *fixture) handler(event string) apigw.Handler {
 // snapshot is the whole table, to prove a refused request wrote nothing.
 func (f *fixture) snapshot(t *testing.T) []map[string]any {
 	t.Helper()
-	out, err := f.db.Client.Scan(f.ctx, &dynamodb.ScanInput{TableName: aws.String(dynamotest.TableName)})
+	out, err := f.db.Client.Scan(f.ctx, &dynamodb.ScanInput{TableName: aws.String(f.db.Table)})
 	if err != nil {
 		t.Fatal(err)
 	}

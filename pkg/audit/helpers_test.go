@@ -104,7 +104,7 @@ func newEnv(tb testing.TB) *env {
 	tb.Helper()
 	db := dynamotest.Start(tb)
 	e := &env{db: db, counter: &countingDB{API: db.Client}, now: t0, ctx: context.Background()}
-	store, err := dynamo.New(e.counter, dynamotest.TableName, []byte(strings.Repeat("c", 32)))
+	store, err := dynamo.New(e.counter, e.db.Table, []byte(strings.Repeat("c", 32)))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func (e *env) setLastUsed(tb testing.TB, org, saID, tokenID string, at time.Time
 	tb.Helper()
 	for _, sk := range []string{"TOKEN#" + saID + "#" + tokenID, "SA#" + saID} {
 		_, err := e.db.Client.UpdateItem(e.ctx, &dynamodb.UpdateItemInput{
-			TableName:                 aws.String(dynamotest.TableName),
+			TableName:                 aws.String(e.db.Table),
 			Key:                       map[string]types.AttributeValue{"pk": s("ORG#" + org), "sk": s(sk)},
 			UpdateExpression:          aws.String("SET lastUsedAt = :at"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":at": n(at.UnixMilli())},
@@ -234,7 +234,7 @@ func seedBulk(tb testing.TB, db *dynamotest.DB, shape seedShape, now time.Time) 
 func tableState(tb testing.TB, e *env) map[string]string {
 	tb.Helper()
 	state := map[string]string{}
-	p := dynamodb.NewScanPaginator(e.db.Client, &dynamodb.ScanInput{TableName: aws.String(dynamotest.TableName)})
+	p := dynamodb.NewScanPaginator(e.db.Client, &dynamodb.ScanInput{TableName: aws.String(e.db.Table)})
 	for p.HasMorePages() {
 		out, err := p.NextPage(e.ctx)
 		if err != nil {

@@ -20,7 +20,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/opentrace/service-accounts/pkg/audit"
-	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 )
 
@@ -150,7 +149,7 @@ func TestRunReportsFindings(t *testing.T) {
 		if _, err := runner.Run(e.ctx, later); err != nil {
 			t.Fatal(err)
 		}
-		out, err := e.db.Client.Scan(e.ctx, &dynamodb.ScanInput{TableName: aws.String(dynamotest.TableName)})
+		out, err := e.db.Client.Scan(e.ctx, &dynamodb.ScanInput{TableName: aws.String(e.db.Table)})
 		e.must(t, err)
 		for _, it := range out.Items {
 			if at, ok := it["auditedAt"].(*types.AttributeValueMemberN); ok && at.Value != strconv.FormatInt(now.UnixMilli(), 10) {
@@ -339,7 +338,7 @@ func TestAutoRevokeRedonePage(t *testing.T) {
 func auditTrail(t *testing.T, e *env, action string) []string {
 	t.Helper()
 	out, err := e.db.Client.Query(e.ctx, &dynamodb.QueryInput{
-		TableName:              aws.String(dynamotest.TableName),
+		TableName:              aws.String(e.db.Table),
 		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :ev)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":pk": s("ORG#org_acme"), ":ev": s("EVENT#"),

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/truora/minidyn/server"
-
 	"github.com/opentrace/service-accounts/pkg/authorizer"
 	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 	"github.com/opentrace/service-accounts/pkg/localidp"
@@ -239,10 +237,8 @@ func TestFailsClosed(t *testing.T) {
 		jwt    bool
 		inject func(e *env)
 	}{
-		{"DynamoDBGlobal", false, func(e *env) { e.db.Server.EmulateFailure(server.FailureConditionInternalServerError) }},
-		{"DynamoDBTable", false, func(e *env) {
-			e.db.Server.EmulateFailureForTable(dynamotest.TableName, server.FailureConditionInternalServerError)
-		}},
+		{"DynamoDBFault", false, func(e *env) { e.db.Tap.FailAll() }},
+		{"DynamoDBThrottled", false, func(e *env) { e.db.Tap.Throttle(func(dynamotest.Call) bool { return true }) }},
 		{"SecretsManager", false, func(e *env) { e.peppers.fail.Store(true) }},
 		{"JWKSColdCache", true, func(e *env) { e.jwks.down.Store(true) }},
 	} {

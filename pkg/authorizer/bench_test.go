@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/opentrace/service-accounts/pkg/authorizer"
-	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 	"github.com/opentrace/service-accounts/pkg/token"
 )
@@ -34,7 +33,7 @@ func BenchmarkAuthorizer(b *testing.B) {
 		b.Fatal(err)
 	}
 	in := &dynamodb.GetItemInput{
-		TableName: aws.String(dynamotest.TableName),
+		TableName: aws.String(e.db.Table),
 		Key: map[string]types.AttributeValue{
 			"pk": &types.AttributeValueMemberS{Value: "TOKENHASH#" + hasher.Hash(secret)},
 			"sk": &types.AttributeValueMemberS{Value: "TOKENHASH"},

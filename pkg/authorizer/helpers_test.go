@@ -136,7 +136,7 @@ func newEnv(t testing.TB, users authorizer.UserConfig) *env {
 	users.Issuer = issuerURL
 	users.JWKSURL = e.jwks.URL
 	users.Now = e.clock
-	app, err := config.Build(e.ctx, config.Settings{Table: dynamotest.TableName, Limits: sa.DefaultLimits}, e.counter, e.peppers, sa.WithClock(e.clock))
+	app, err := config.Build(e.ctx, config.Settings{Table: e.db.Table, Limits: sa.DefaultLimits}, e.counter, e.peppers, sa.WithClock(e.clock))
 	if err != nil {
 		t.Fatal(err)
 	}

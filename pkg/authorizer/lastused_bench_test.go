@@ -16,7 +16,6 @@ import (
 	"github.com/opentrace/service-accounts/pkg/authorizer"
 	"github.com/opentrace/service-accounts/pkg/config"
 	"github.com/opentrace/service-accounts/pkg/dynamo"
-	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 )
 
@@ -51,7 +50,7 @@ func BenchmarkLastUsedWrites(b *testing.B) {
 			attempts := &attemptingDB{API: e.counter}
 			auths := make([]*authorizer.Authorizer, bc.instances)
 			for i := range auths {
-				app, err := config.Build(e.ctx, config.Settings{Table: dynamotest.TableName, Limits: sa.DefaultLimits},
+				app, err := config.Build(e.ctx, config.Settings{Table: e.db.Table, Limits: sa.DefaultLimits},
 					attempts, e.peppers, sa.WithClock(clock))
 				if err != nil {
 					b.Fatal(err)

@@ -188,28 +188,27 @@ func auditOpenCursor(c string) (map[string]types.AttributeValue, error) {
 
 // SetFindings replaces the findings on a token's metadata (or an account's item, when tokenID
 // is empty) and stamps auditedAt, in one UpdateItem conditioned on the item existing, so an
-// item deleted since the scan is not recreated as a stub of findings. No findings are stored
-// as NULL rather than removed or left an empty list: minidyn (v0.8.2), which runs the tests and
-// the local stack, ignores a top-level REMOVE and mangles empty lists, and NULL reads back as no
-// findings everywhere. Errors: ENOTFOUND, EUNAVAILABLE, EINTERNAL.
+// item deleted since the scan is not recreated as a stub of findings. No findings remove the
+// attribute. Errors: ENOTFOUND, EUNAVAILABLE, EINTERNAL.
 func (s *Store) SetFindings(ctx context.Context, orgID, saID, tokenID string, findings []sa.Finding, at time.Time) error {
 	sk, what := accountSK(saID), "service account"
 	if tokenID != "" {
 		sk, what = tokenSK(saID, tokenID), "token"
 	}
-	var list types.AttributeValue = &types.AttributeValueMemberNULL{Value: true}
-	if len(findings) > 0 {
-		var err error
-		if list, err = attributevalue.Marshal(auditFindings(findings, false)); err != nil {
-			return sa.Internal(fmt.Errorf("marshal findings: %w", err))
-		}
-	}
 	in := &dynamodb.UpdateItemInput{
 		TableName:                 s.table,
 		Key:                       key(orgPK(orgID), sk),
-		UpdateExpression:          aws.String("SET auditedAt = :at, findings = :f"),
+		UpdateExpression:          aws.String("SET auditedAt = :at REMOVE findings"),
 		ConditionExpression:       aws.String("attribute_exists(pk)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":at": num(ms(at)), ":f": list},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":at": num(ms(at))},
+	}
+	if len(findings) > 0 {
+		list, err := attributevalue.Marshal(auditFindings(findings, false))
+		if err != nil {
+			return sa.Internal(fmt.Errorf("marshal findings: %w", err))
+		}
+		in.UpdateExpression = aws.String("SET auditedAt = :at, findings = :f")
+		in.ExpressionAttributeValues[":f"] = list
 	}
 	_, err := s.db.UpdateItem(ctx, in)
 	if isConditionFailed(err) {
@@ -278,8 +277,7 @@ func (s *Store) MarkedOrgs(ctx context.Context, runAt time.Time, after string, l
 	return orgs, len(out.LastEvaluatedKey) > 0, nil
 }
 
-// OrgFindings reads the findings stored on an org's accounts and tokens (a list; no findings
-// are NULL) with a strongly consistent Query, a page at a time. The key condition spans the
+// OrgFindings reads the findings stored on an org's accounts and tokens with a strongly consistent Query, a page at a time. The key condition spans the
 // sort keys from SA# to TOKEN#… only, which holds accounts, name guards and tokens but not the
 // audit trail, the largest and fastest-growing part of a partition, so its read cost is not
 // paid. Tokens closed since the scan are left out, except those actor revoked: their findings

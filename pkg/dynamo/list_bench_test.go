@@ -68,7 +68,7 @@ func listBenchSeed(b *testing.B, db *dynamotest.DB, org string, accounts int) {
 func listBenchStore(b *testing.B, db *dynamotest.DB, org string) listBenchOrg {
 	b.Helper()
 	c := &listBenchDB{API: db.Client}
-	store, err := dynamo.New(c, dynamotest.TableName, []byte(strings.Repeat("c", 32)))
+	store, err := dynamo.New(c, db.Table, []byte(strings.Repeat("c", 32)))
 	if err != nil {
 		b.Fatal(err)
 	}

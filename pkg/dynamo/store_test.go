@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/truora/minidyn/server"
-
 	"github.com/opentrace/service-accounts/pkg/dynamo"
 	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
@@ -21,7 +19,7 @@ var cursorKey = []byte(strings.Repeat("c", 32))
 func newStore(t *testing.T) (*dynamo.Store, *dynamotest.DB) {
 	t.Helper()
 	db := dynamotest.Start(t)
-	s, err := dynamo.New(db.Client, dynamotest.TableName, cursorKey)
+	s, err := dynamo.New(db.Client, db.Table, cursorKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,23 +37,19 @@ func account(org, id, name string) sa.ServiceAccount {
 }
 
 // TestDependencyFailuresAreUnavailable: every DynamoDB failure surfaces as EUNAVAILABLE (a 503
-// to callers and never an allow), whether global or scoped to the table, and nothing is written.
+// to callers and never an allow), a server fault or throttling, and nothing is written.
 func TestDependencyFailuresAreUnavailable(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
-		name    string
-		inject  func(*server.Server)
-		recover func(*server.Server)
+		name   string
+		inject func(*dynamotest.Tap, func(dynamotest.Call) bool)
 	}{
-		{"Global", func(s *server.Server) { s.EmulateFailure(server.FailureConditionInternalServerError) },
-			func(s *server.Server) { s.EmulateFailure(server.FailureConditionNone) }},
-		{"Table", func(s *server.Server) {
-			s.EmulateFailureForTable(dynamotest.TableName, server.FailureConditionInternalServerError)
-		}, func(s *server.Server) { s.EmulateFailureForTable(dynamotest.TableName, server.FailureConditionNone) }},
+		{"InternalServerError", (*dynamotest.Tap).Fail},
+		{"Throttled", (*dynamotest.Tap).Throttle},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store, db := newStore(t)
-			tc.inject(db.Server)
+			tc.inject(db.Tap, func(dynamotest.Call) bool { return true })
 			calls := map[string]error{
 				"create": store.CreateServiceAccount(ctx, account("org_a", "sa_1", "x"), "x", 10),
 				"lookup": func() error { _, err := store.LookupToken(ctx, "abc"); return err }(),
@@ -67,7 +61,7 @@ func TestDependencyFailuresAreUnavailable(t *testing.T) {
 					t.Errorf("%s: code %q (%v), want %q", op, sa.ErrorCode(err), err, sa.EUNAVAILABLE)
 				}
 			}
-			tc.recover(db.Server)
+			db.Tap.Fail(nil)
 			page, err := store.ListServiceAccounts(ctx, "org_a", 10, "")
 			if err != nil || len(page.Items) != 0 {
 				t.Fatalf("after the fault: %v %v, want nothing written", page.Items, err)
@@ -122,7 +116,7 @@ func TestCorruptCredentialIsInternal(t *testing.T) {
 		"MissingOrg":     {},
 		"NumberAsString": {"orgId": &types.AttributeValueMemberN{Value: "1"}},
 		"TimeAsString":   {"expiresAt": &types.AttributeValueMemberS{Value: "soon"}},
-		"TimeNotANumber": {"lastUsedAt": &types.AttributeValueMemberN{Value: "1e99x"}},
+		"TimeOutOfRange": {"lastUsedAt": &types.AttributeValueMemberN{Value: "1e30"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			full := map[string]types.AttributeValue{
@@ -137,7 +131,7 @@ func TestCorruptCredentialIsInternal(t *testing.T) {
 			for k, v := range item {
 				full[k] = v
 			}
-			if _, err := db.Client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(dynamotest.TableName), Item: full}); err != nil {
+			if _, err := db.Client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(db.Table), Item: full}); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := store.LookupToken(ctx, name); sa.ErrorCode(err) != sa.EINTERNAL {

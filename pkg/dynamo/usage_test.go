@@ -5,14 +5,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/truora/minidyn/server"
+	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 
 	"github.com/opentrace/service-accounts/pkg/dynamo"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 )
 
 // usageFixture creates account sa_1 of org_a with token tok_1 and returns the store.
-func usageFixture(t *testing.T) (*dynamo.Store, *server.Server) {
+func usageFixture(t *testing.T) (*dynamo.Store, *dynamotest.Tap) {
 	t.Helper()
 	ctx := context.Background()
 	store, db := newStore(t)
@@ -23,7 +23,7 @@ func usageFixture(t *testing.T) (*dynamo.Store, *server.Server) {
 	if err := store.CreateToken(ctx, tok, sa.Credential{OrgID: "org_a", ServiceAccountID: "sa_1", TokenID: "tok_1"}, 10); err != nil {
 		t.Fatal(err)
 	}
-	return store, db.Server
+	return store, db.Tap
 }
 
 // lastUse reads the last use of account sa_1 and of its token tok_1; nil where never used.
@@ -124,13 +124,13 @@ func TestRollUpUsageOfGoneItems(t *testing.T) {
 // TestRollUpUsageFault: a DynamoDB fault is EUNAVAILABLE, which the stream consumer reports
 // for a retry, and nothing is written.
 func TestRollUpUsageFault(t *testing.T) {
-	store, srv := usageFixture(t)
-	srv.EmulateFailure(server.FailureConditionInternalServerError)
+	store, tap := usageFixture(t)
+	tap.FailAll()
 	err := store.RollUpUsage(context.Background(), "org_a", "sa_1", "tok_1", time.UnixMilli(1_700_000_060_000))
 	if sa.ErrorCode(err) != sa.EUNAVAILABLE {
 		t.Fatalf("code %q (%v), want %q", sa.ErrorCode(err), err, sa.EUNAVAILABLE)
 	}
-	srv.EmulateFailure(server.FailureConditionNone)
+	tap.Fail(nil)
 	if acct, tok := lastUse(t, store); acct != nil || tok != nil {
 		t.Fatalf("account %v, token %v after a fault; want nothing written", acct, tok)
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 )
 
@@ -129,7 +128,7 @@ func TestConcurrentCreateSameNameDifferentCase(t *testing.T) {
 // no credential of it exists anywhere in the table.
 func assertOnlyTrailRemains(t *testing.T, e *env, org string) {
 	t.Helper()
-	out, err := e.db.Client.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(dynamotest.TableName)})
+	out, err := e.db.Client.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(e.db.Table)})
 	if err != nil {
 		t.Fatal(err)
 	}

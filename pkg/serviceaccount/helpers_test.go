@@ -54,7 +54,7 @@ func newEnv(t testing.TB, opts ...sa.Option) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := dynamo.New(db.Client, dynamotest.TableName, kr.CursorKey())
+	store, err := dynamo.New(db.Client, db.Table, kr.CursorKey())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/truora/minidyn/server"
 
 	"github.com/opentrace/service-accounts/pkg/config"
 	"github.com/opentrace/service-accounts/pkg/dynamo"
@@ -58,7 +57,7 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := config.Build(ctx, config.Settings{Table: dynamotest.TableName, Limits: sa.DefaultLimits}, db.Client, src)
+	app, err := config.Build(ctx, config.Settings{Table: db.Table, Limits: sa.DefaultLimits}, db.Client, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,12 +262,11 @@ func TestHandleDeletedAccount(t *testing.T) {
 	}
 }
 
-// faultAt is the real store with a DynamoDB fault switched on before its n-th roll-up.
-// minidyn's fault switch is global, so this is how one batch meets a store that works for its
-// first records and then fails.
+// faultAt is the real store with DynamoDB failing from its n-th roll-up on, so that one
+// batch meets a store that works for its first records and then fails.
 type faultAt struct {
 	usage.Store
-	srv   *server.Server
+	tap   *dynamotest.Tap
 	n     int
 	calls int
 }
@@ -276,7 +274,7 @@ type faultAt struct {
 func (f *faultAt) RollUpUsage(ctx context.Context, orgID, saID, tokenID string, at time.Time) error {
 	f.calls++
 	if f.calls == f.n {
-		f.srv.EmulateFailure(server.FailureConditionInternalServerError)
+		f.tap.FailAll()
 	}
 	return f.Store.RollUpUsage(ctx, orgID, saID, tokenID, at)
 }
@@ -299,7 +297,7 @@ func TestHandleStoreFailure(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t)
 			ev := w.load(t, "testdata/batch.json") // tok1 t1, tok2 t1, tok1 t2, tok2 t2
-			store := &faultAt{Store: w.store, srv: w.db.Server, n: tc.faultAt}
+			store := &faultAt{Store: w.store, tap: w.db.Tap, n: tc.faultAt}
 			var logs bytes.Buffer
 			resp, err := newHandler(store, &logs).Handle(w.ctx, ev)
 			if err != nil {
@@ -315,7 +313,7 @@ func TestHandleStoreFailure(t *testing.T) {
 			if store.calls != tc.calls {
 				t.Errorf("%d store calls, want %d: records after a failure must not be attempted", store.calls, tc.calls)
 			}
-			w.db.Server.EmulateFailure(server.FailureConditionNone)
+			w.db.Tap.Fail(nil)
 			if got := w.lastUse(t); got != tc.want {
 				t.Errorf("after the failure: last use %+v, want %+v", got, tc.want)
 			}

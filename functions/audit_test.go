@@ -7,16 +7,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/opentrace/service-accounts/pkg/audit"
 	"github.com/opentrace/service-accounts/pkg/config"
 	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
-	"github.com/opentrace/service-accounts/pkg/secrets"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
-	"github.com/opentrace/service-accounts/pkg/token"
+	"github.com/opentrace/service-accounts/pkg/testworld"
 )
 
 // TestAuditUnderRuntimeEmulator runs the audit function's bootstrap under the emulator with
@@ -35,21 +33,13 @@ func TestAuditUnderRuntimeEmulator(t *testing.T) {
 	}
 
 	// An account with one token, both created 90 days before the event and never used.
-	src, err := secrets.NewStatic(token.Pepper{Version: "1", Key: []byte(strings.Repeat("s", 64))}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	created := ev.Time.Add(-90 * audit.Day)
-	app, err := config.Build(ctx, config.Settings{Table: db.Table, Limits: sa.DefaultLimits}, db.Client, src,
-		sa.WithClock(func() time.Time { return created }))
+	svc := testworld.Service(t, db, testworld.Pepper, sa.WithClock(func() time.Time { return created }))
+	acct, _, err := svc.Create(ctx, "org_acme", "user_admin", sa.CreateInput{Name: "nightly-export"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	acct, _, err := app.Service.Create(ctx, "org_acme", "user_admin", sa.CreateInput{Name: "nightly-export"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := app.Service.GenerateToken(ctx, "org_acme", acct.ID, "user_admin", sa.GenerateInput{}); err != nil {
+	if _, _, err := svc.GenerateToken(ctx, "org_acme", acct.ID, "user_admin", sa.GenerateInput{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -76,7 +66,7 @@ func TestAuditUnderRuntimeEmulator(t *testing.T) {
 			t.Fatalf("findings = %v, want %v", sum.Findings, want)
 		}
 	}
-	report, err := app.Service.AuditReport(ctx, "org_acme")
+	report, err := svc.AuditReport(ctx, "org_acme")
 	if err != nil || !report.GeneratedAt.Equal(ev.Time) || len(report.Findings) != 3 {
 		t.Fatalf("report = %+v, %v", report, err)
 	}

@@ -20,9 +20,9 @@ import (
 
 	"github.com/opentrace/service-accounts/pkg/config"
 	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
-	"github.com/opentrace/service-accounts/pkg/secrets"
 	"github.com/opentrace/service-accounts/pkg/secrets/secretstest"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+	"github.com/opentrace/service-accounts/pkg/testworld"
 	"github.com/opentrace/service-accounts/pkg/token"
 )
 
@@ -137,16 +137,9 @@ func TestListUnderRuntimeEmulator(t *testing.T) {
 	key := strings.Repeat("s", 64)
 	smURL := secretstest.Serve(t, secretID, `{"currentVersion":"1","current":"`+key+`"}`)
 
-	// Seed an account in the fixtures' org through the same wiring the function uses.
-	src, err := secrets.NewStatic(token.Pepper{Version: "1", Key: []byte(key)}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := config.Build(ctx, config.Settings{Table: db.Table, Limits: sa.DefaultLimits}, db.Client, src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	acct, _, err := app.Service.Create(ctx, "org_acme", "user_admin", sa.CreateInput{Name: "claude-code-dev-team"})
+	// Seed an account in the fixtures' org, hashing with the secret's pepper.
+	svc := testworld.Service(t, db, token.Pepper{Version: "1", Key: []byte(key)})
+	acct, _, err := svc.Create(ctx, "org_acme", "user_admin", sa.CreateInput{Name: "claude-code-dev-team"})
 	if err != nil {
 		t.Fatal(err)
 	}

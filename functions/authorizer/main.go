@@ -3,18 +3,8 @@
 package main
 
 import (
-	"context"
-	"os"
-
-	"github.com/aws/aws-lambda-go/lambda"
-
-	"github.com/opentrace/service-accounts/pkg/authorizer"
-	"github.com/opentrace/service-accounts/pkg/config"
+	"github.com/opentrace/service-accounts/pkg/wire"
+	"github.com/opentrace/service-accounts/pkg/wire/authorizerfn"
 )
 
-func main() {
-	users := config.Must(authorizer.UserConfigFromEnv(os.Getenv))
-	app := config.Must(config.FromEnvironment(context.Background()))
-	a := &authorizer.Authorizer{Service: app.Service, Users: authorizer.NewUsers(users), Log: app.Log}
-	lambda.Start(a.Handle)
-}
+func main() { wire.Start(authorizerfn.New) }

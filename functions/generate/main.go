@@ -1,17 +1,6 @@
 // Command generate is the Lambda function behind POST /orgs/{orgId}/service-accounts/{saId}/tokens.
 package main
 
-import (
-	"context"
+import "github.com/opentrace/service-accounts/pkg/wire"
 
-	"github.com/aws/aws-lambda-go/lambda"
-
-	"github.com/opentrace/service-accounts/pkg/apigw"
-	"github.com/opentrace/service-accounts/pkg/config"
-)
-
-func main() {
-	app := config.Must(config.FromEnvironment(context.Background()))
-	api := &apigw.API{Service: app.Service, Log: app.Log}
-	lambda.Start(api.Generate)
-}
+func main() { wire.Start(wire.Generate) }

@@ -2,17 +2,6 @@
 // GET .../{saId}, GET .../{saId}/tokens and GET /orgs/{orgId}/audit.
 package main
 
-import (
-	"context"
+import "github.com/opentrace/service-accounts/pkg/wire"
 
-	"github.com/aws/aws-lambda-go/lambda"
-
-	"github.com/opentrace/service-accounts/pkg/apigw"
-	"github.com/opentrace/service-accounts/pkg/config"
-)
-
-func main() {
-	app := config.Must(config.FromEnvironment(context.Background()))
-	api := &apigw.API{Service: app.Service, Log: app.Log}
-	lambda.Start(api.Read)
-}
+func main() { wire.Start(wire.List) }

@@ -2,19 +2,6 @@
 // from its credential to the token's metadata and its service account.
 package main
 
-import (
-	"context"
-	"os"
+import "github.com/opentrace/service-accounts/pkg/wire"
 
-	"github.com/aws/aws-lambda-go/lambda"
-
-	"github.com/opentrace/service-accounts/pkg/config"
-	"github.com/opentrace/service-accounts/pkg/usage"
-)
-
-func main() {
-	store, log, err := config.TableFromEnvironment(context.Background(), os.Getenv)
-	config.Must(store, err)
-	h := &usage.Handler{Store: store, Log: log}
-	lambda.Start(h.Handle)
-}
+func main() { wire.Start(wire.Usage) }

@@ -155,15 +155,20 @@ func coldStarts(o options) (*coldResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	app, err := config.Build(ctx, config.Settings{Table: coldTable, Limits: sa.DefaultLimits}, client, src)
+	kr, err := src.Keyring(ctx)
 	if err != nil {
 		return nil, err
 	}
-	acct, _, err := app.Service.Create(ctx, coldOrg, "user_admin", sa.CreateInput{Name: "cold-start-bench"})
+	store, err := dynamo.New(client, coldTable, kr.CursorKey())
 	if err != nil {
 		return nil, err
 	}
-	_, secret, err := app.Service.GenerateToken(ctx, coldOrg, acct.ID, "user_admin", sa.GenerateInput{})
+	svc := sa.NewService(store, secrets.Peppers{Source: src})
+	acct, _, err := svc.Create(ctx, coldOrg, "user_admin", sa.CreateInput{Name: "cold-start-bench"})
+	if err != nil {
+		return nil, err
+	}
+	_, secret, err := svc.GenerateToken(ctx, coldOrg, acct.ID, "user_admin", sa.GenerateInput{})
 	if err != nil {
 		return nil, err
 	}
@@ -176,8 +181,7 @@ func coldStarts(o options) (*coldResult, error) {
 		"sk": &types.AttributeValueMemberS{Value: "TOKENHASH"},
 	}
 	// Every cold start serves a token last used a day ago, as the first request after a quiet
-	// spell does: one consistent GetItem and one lastUsedAt write. (SET, not REMOVE: minidyn
-	// ignores a top-level REMOVE.)
+	// spell does: one consistent GetItem and one lastUsedAt write.
 	forgetLastUse := func() error {
 		_, err := client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName: aws.String(coldTable), Key: credKey, UpdateExpression: aws.String("SET lastUsedAt = :old"),

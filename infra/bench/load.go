@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -45,7 +44,7 @@ func loadStack(ctx context.Context, o options) (*loadResult, error) {
 	// is the stack. The authorizer's result cache keeps its default TTL, 0: every request is
 	// authorized.
 	stack, err := local.Start(ctx, ln, local.Options{
-		Template: "template.yaml", Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Template: "template.yaml", Logs: io.Discard,
 		Params: map[string]string{"ApiThrottlingRateLimit": "1000000", "ApiThrottlingBurstLimit": "1000000"},
 	})
 	if err != nil {

@@ -1,6 +1,8 @@
 // Command local serves the whole system on this machine, as template.yaml deploys it to AWS,
 // with nothing but Go: `make run`. It listens on 127.0.0.1:3000 (PORT overrides) and stops
-// cleanly on Ctrl-C.
+// cleanly on Ctrl-C. PARAMETER_OVERRIDES sets template parameters in the syntax of
+// `sam deploy --parameter-overrides`; DYNAMODB_ENDPOINT runs it on another DynamoDB (moto
+// server, LocalStack, AWS), whose stream it reads at DYNAMODB_STREAMS_ENDPOINT (default the same).
 package main
 
 import (
@@ -14,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/opentrace/service-accounts/pkg/local"
+	"github.com/opentrace/service-accounts/pkg/template"
 )
 
 func main() {
@@ -24,20 +27,29 @@ func main() {
 		port = "3000"
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := run(*tpl, "127.0.0.1:"+port, log); err != nil {
+	params, err := template.ParseOverrides(os.Getenv("PARAMETER_OVERRIDES"))
+	if err != nil {
+		log.Error("PARAMETER_OVERRIDES", slog.String("error", err.Error()))
+		os.Exit(2)
+	}
+	opts := local.Options{
+		Template: *tpl, Params: params, Logs: os.Stderr,
+		DynamoDBEndpoint: os.Getenv("DYNAMODB_ENDPOINT"), DynamoDBStreamsEndpoint: os.Getenv("DYNAMODB_STREAMS_ENDPOINT"),
+	}
+	if err := run("127.0.0.1:"+port, opts); err != nil {
 		log.Error("local stack failed", slog.String("error", err.Error()))
 		os.Exit(1)
 	}
 }
 
-func run(tpl, addr string, log *slog.Logger) error {
+func run(addr string, opts local.Options) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	stack, err := local.Start(ctx, ln, local.Options{Template: tpl, Log: log, Metrics: os.Stderr})
+	stack, err := local.Start(ctx, ln, opts)
 	if err != nil {
 		ln.Close()
 		return err

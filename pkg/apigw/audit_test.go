@@ -14,7 +14,7 @@ import (
 // runAudit runs the scheduled audit over the fixture's table as of at.
 func (f *fixture) runAudit(t *testing.T, at time.Time) {
 	t.Helper()
-	store, err := dynamo.New(f.db.Client, f.db.Table, []byte(strings.Repeat("c", 32)))
+	store, err := dynamo.New(f.w.DB, f.w.Table, []byte(strings.Repeat("c", 32)))
 	if err != nil {
 		t.Fatal(err)
 	}

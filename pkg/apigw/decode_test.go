@@ -106,7 +106,7 @@ func TestMissingAuthorizerContextIs500(t *testing.T) {
 	f := newFixture(t)
 	ev := loadEvent(t, "list")
 	ev.RequestContext.Authorizer = nil
-	resp, err := f.api.Read(f.ctx, ev)
+	resp, err := f.handler("list")(f.ctx, ev)
 	if err != nil || resp.StatusCode != 500 || !strings.Contains(resp.Body, "Internal error.") {
 		t.Fatalf("%d %s %v", resp.StatusCode, resp.Body, err)
 	}

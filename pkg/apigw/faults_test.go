@@ -20,10 +20,10 @@ func TestWritesFailWith503AndLeaveNoPartialState(t *testing.T) {
 		name   string
 		inject func(f *fixture)
 	}{
-		{"InternalServerError", func(f *fixture) { f.db.Tap.Fail(all) }},
-		{"Throttled", func(f *fixture) { f.db.Tap.Throttle(all) }},
+		{"InternalServerError", func(f *fixture) { f.w.Tap.Fail(all) }},
+		{"Throttled", func(f *fixture) { f.w.Tap.Throttle(all) }},
 		{"AtTransaction", func(f *fixture) {
-			f.db.Tap.Fail(func(c dynamotest.Call) bool { return c.Op == "TransactWriteItems" })
+			f.w.Tap.Fail(func(c dynamotest.Call) bool { return c.Op == "TransactWriteItems" })
 		}},
 	}
 	writes := []request{
@@ -40,7 +40,7 @@ func TestWritesFailWith503AndLeaveNoPartialState(t *testing.T) {
 				before := f.snapshot(t)
 				fault.inject(f)
 				resp, body := f.call(t, w)
-				f.db.Tap.Fail(nil)
+				f.w.Tap.Fail(nil)
 				if resp.StatusCode != 503 || resp.Headers["Retry-After"] == "" {
 					t.Fatalf("status %d, Retry-After %q, body %v; want 503 with Retry-After", resp.StatusCode, resp.Headers["Retry-After"], body)
 				}
@@ -62,7 +62,7 @@ func TestDeleteInterruptedIsFinished(t *testing.T) {
 	f := newFixture(t)
 	del := request{event: "delete", path: map[string]string{"saId": "{sa}"}}
 	lockTaken := false
-	f.db.Tap.Fail(func(c dynamotest.Call) bool {
+	f.w.Tap.Fail(func(c dynamotest.Call) bool {
 		if c.Op != "TransactWriteItems" {
 			return false
 		}
@@ -73,7 +73,7 @@ func TestDeleteInterruptedIsFinished(t *testing.T) {
 		return true // every page after it fails
 	})
 	resp, body := f.call(t, del)
-	f.db.Tap.Fail(nil)
+	f.w.Tap.Fail(nil)
 	if resp.StatusCode != 503 {
 		t.Fatalf("interrupted delete: status %d %v, want 503", resp.StatusCode, body)
 	}

@@ -5,15 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -21,12 +18,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/opentrace/service-accounts/pkg/apigw"
-	"github.com/opentrace/service-accounts/pkg/config"
 	"github.com/opentrace/service-accounts/pkg/dynamo"
-	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
-	"github.com/opentrace/service-accounts/pkg/secrets"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
-	"github.com/opentrace/service-accounts/pkg/token"
+	"github.com/opentrace/service-accounts/pkg/testworld"
 )
 
 // fuzzMaxItems bounds the table FuzzHandlers compares before and after each refused request:
@@ -36,45 +30,17 @@ const fuzzMaxItems = 120
 // fuzzRoute is a route FuzzHandlers calls.
 type fuzzRoute struct {
 	method, resource string
-	handler          func(*apigw.API) apigw.Handler
-	hasSA            bool // the route has a {saId} path parameter
+	function         string // the template's function behind the route
+	hasSA            bool   // the route has a {saId} path parameter
 }
 
 var fuzzRoutes = []fuzzRoute{
-	{"POST", apigw.RouteAccounts, func(a *apigw.API) apigw.Handler { return a.Create }, false},
-	{"POST", apigw.RouteTokens, func(a *apigw.API) apigw.Handler { return a.Generate }, true},
-	{"GET", apigw.RouteAccounts, func(a *apigw.API) apigw.Handler { return a.Read }, false},
-	{"GET", apigw.RouteAccount, func(a *apigw.API) apigw.Handler { return a.Read }, true},
-	{"GET", apigw.RouteTokens, func(a *apigw.API) apigw.Handler { return a.Read }, true},
-	{"GET", apigw.RouteAudit, func(a *apigw.API) apigw.Handler { return a.Read }, false},
-}
-
-// fuzzWrites is the real SDK client, counting the writes that succeed.
-type fuzzWrites struct {
-	dynamo.API
-	n atomic.Int64
-}
-
-func (w *fuzzWrites) count(err error) error {
-	if err == nil {
-		w.n.Add(1)
-	}
-	return err
-}
-
-func (w *fuzzWrites) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	out, err := w.API.UpdateItem(ctx, in, opts...)
-	return out, w.count(err)
-}
-
-func (w *fuzzWrites) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
-	out, err := w.API.TransactWriteItems(ctx, in, opts...)
-	return out, w.count(err)
-}
-
-func (w *fuzzWrites) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
-	out, err := w.API.BatchWriteItem(ctx, in, opts...)
-	return out, w.count(err)
+	{"POST", apigw.RouteAccounts, "CreateFunction", false},
+	{"POST", apigw.RouteTokens, "GenerateFunction", true},
+	{"GET", apigw.RouteAccounts, "ListFunction", false},
+	{"GET", apigw.RouteAccount, "ListFunction", true},
+	{"GET", apigw.RouteTokens, "ListFunction", true},
+	{"GET", apigw.RouteAudit, "ListFunction", false},
 }
 
 // fuzzFixture is newFixture's world, built once per fuzz target (newFixture needs a
@@ -82,32 +48,21 @@ func (w *fuzzWrites) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWrite
 type fuzzFixture struct {
 	*fixture
 	expand *strings.Replacer // placeholders such as {sa} and {cursor} to their values
-	writes *fuzzWrites
 	// table is a Scan of the table after the last write: the "before" of every request,
 	// taken again only when a write has made it stale, since the Scan costs more than most
 	// requests.
 	table      []map[string]any
-	tableAfter int64 // writes.n when table was taken
+	tableAfter int // writes() when table was taken
+}
+
+// writes counts the writes that succeeded so far.
+func (fx *fuzzFixture) writes() int {
+	return fx.w.Tap.Succeeded("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
 }
 
 func newFuzzFixture(tb testing.TB) *fuzzFixture {
 	tb.Helper()
-	db := dynamotest.Start(tb)
-	src, err := secrets.NewStatic(token.Pepper{Version: "1", Key: []byte(strings.Repeat("p", 40))}, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	limits := sa.DefaultLimits
-	limits.MaxActiveTokens = 2
-	writes := &fuzzWrites{API: db.Client}
-	app, err := config.Build(context.Background(), config.Settings{Table: db.Table, Limits: limits}, writes, src)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	fx := &fuzzFixture{fixture: &fixture{
-		api: &apigw.API{Service: app.Service, Log: slog.New(slog.NewJSONHandler(io.Discard, nil))},
-		db:  db, ctx: context.Background(),
-	}, writes: writes, tableAfter: -1}
+	fx := &fuzzFixture{fixture: &fixture{w: testworld.New(tb, map[string]string{"MaxActiveTokens": "2"}), ctx: context.Background()}, tableAfter: -1}
 	fx.seed(tb)
 	return fx
 }
@@ -117,7 +72,7 @@ func newFuzzFixture(tb testing.TB) *fuzzFixture {
 // {cursor}, the cursor of the second page of org's listing.
 func (fx *fuzzFixture) seed(tb testing.TB) {
 	tb.Helper()
-	svc, ctx := fx.api.Service, fx.ctx
+	svc, ctx := fx.w.App(tb).Service, fx.ctx
 	must := func(err error) {
 		tb.Helper()
 		if err != nil {
@@ -159,10 +114,10 @@ func (fx *fuzzFixture) seed(tb testing.TB) {
 // reset replaces the table with an empty one and seeds it again.
 func (fx *fuzzFixture) reset(t *testing.T) {
 	t.Helper()
-	if _, err := fx.db.Client.DeleteTable(fx.ctx, &dynamodb.DeleteTableInput{TableName: aws.String(fx.db.Table)}); err != nil {
+	if _, err := fx.w.DB.DeleteTable(fx.ctx, &dynamodb.DeleteTableInput{TableName: aws.String(fx.w.Table)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fx.db.Client.CreateTable(fx.ctx, dynamo.TableDefinition(fx.db.Table)); err != nil {
+	if _, err := fx.w.DB.CreateTable(fx.ctx, dynamo.TableDefinition(fx.w.Table)); err != nil {
 		t.Fatal(err)
 	}
 	fx.seed(t)
@@ -256,20 +211,20 @@ func FuzzHandlers(f *testing.F) {
 // check runs one FuzzHandlers input, checks the invariant, and returns the status.
 func (fx *fuzzFixture) check(t *testing.T, op, who uint8, orgID, saID, body string, isBase64 bool, query string) int {
 	t.Helper()
-	if fx.tableAfter != fx.writes.n.Load() {
+	if fx.tableAfter != fx.writes() {
 		if fx.table = fx.snapshot(t); len(fx.table) > fuzzMaxItems {
 			fx.reset(t)
 			fx.table = fx.snapshot(t)
 		}
-		fx.tableAfter = fx.writes.n.Load()
+		fx.tableAfter = fx.writes()
 	}
 	r := fuzzRoutes[int(op)%len(fuzzRoutes)]
 	ev := fx.event(r, fuzzCaller(who, fx.expand.Replace(orgID)), orgID, saID, body, isBase64, query)
-	resp, err := r.handler(fx.api)(fx.ctx, ev)
+	resp, err := fx.w.Function(r.function).(apigw.Handler)(fx.ctx, ev)
 	if err != nil {
 		t.Fatalf("%s %s returned a Go error instead of a response: %v", r.method, r.resource, err)
 	}
-	wrote := fx.writes.n.Load() != fx.tableAfter
+	wrote := fx.writes() != fx.tableAfter
 	describe := func() string {
 		return fmt.Sprintf("%s %s (caller %v, path %v, query %v, body %q, base64 %v): %d %s", r.method, r.resource,
 			ev.RequestContext.Authorizer, ev.PathParameters, ev.QueryStringParameters, ev.Body, ev.IsBase64Encoded, resp.StatusCode, resp.Body)

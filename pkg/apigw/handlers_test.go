@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -19,10 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/opentrace/service-accounts/pkg/apigw"
-	"github.com/opentrace/service-accounts/pkg/config"
-	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
-	"github.com/opentrace/service-accounts/pkg/secrets"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+	"github.com/opentrace/service-accounts/pkg/testworld"
 	"github.com/opentrace/service-accounts/pkg/token"
 )
 
@@ -37,34 +33,20 @@ var (
 )
 
 type fixture struct {
-	api   *apigw.API
-	db    *dynamotest.DB
+	w     *testworld.World
 	ctx   context.Context
 	ids   map[string]string // placeholders in path parameters: {sa}, {tok}, {otherSA}, ...
 	token string            // a live token of {sa}
 }
 
-// newFixture wires the handlers to the service on minidyn, and creates an account {sa} with a
-// live token {tok} and a revoked one {revoked}, a full account {full}, and an account of
-// another org {otherSA} with a token {otherTok}.
+// newFixture builds the functions as template.yaml wires them, with at most 2 active tokens
+// per account, and creates an account {sa} with a live token {tok} and a revoked one
+// {revoked}, a full account {full}, and an account of another org {otherSA} with a token
+// {otherTok}.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	db := dynamotest.Start(t)
-	src, err := secrets.NewStatic(token.Pepper{Version: "1", Key: []byte(strings.Repeat("p", 40))}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	limits := sa.DefaultLimits
-	limits.MaxActiveTokens = 2
-	app, err := config.Build(context.Background(), config.Settings{Table: db.Table, Limits: limits}, db.Client, src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{
-		api: &apigw.API{Service: app.Service, Log: slog.New(slog.NewJSONHandler(io.Discard, nil))},
-		db:  db, ctx: context.Background(), ids: map[string]string{},
-	}
-	svc := app.Service
+	f := &fixture{w: testworld.New(t, map[string]string{"MaxActiveTokens": "2"}), ctx: context.Background(), ids: map[string]string{}}
+	svc := f.w.App(t).Service
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -111,25 +93,19 @@ func loadEvent(t *testing.T, name string) events.APIGatewayProxyRequest {
 	return ev
 }
 
+// handler is the function that serves an events/ fixture's route, as the template routes it.
 func (f *fixture) handler(event string) apigw.Handler {
-	switch event {
-	case "create":
-		return f.api.Create
-	case "generate":
-		return f.api.Generate
-	case "revoke":
-		return f.api.Revoke
-	case "delete":
-		return f.api.Delete
-	default:
-		return f.api.Read
+	id := map[string]string{"create": "CreateFunction", "generate": "GenerateFunction", "revoke": "RevokeFunction", "delete": "DeleteFunction"}[event]
+	if id == "" {
+		id = "ListFunction"
 	}
+	return f.w.Function(id).(apigw.Handler)
 }
 
 // snapshot is the whole table, to prove a refused request wrote nothing.
 func (f *fixture) snapshot(t *testing.T) []map[string]any {
 	t.Helper()
-	out, err := f.db.Client.Scan(f.ctx, &dynamodb.ScanInput{TableName: aws.String(f.db.Table)})
+	out, err := f.w.DB.Scan(f.ctx, &dynamodb.ScanInput{TableName: aws.String(f.w.Table)})
 	if err != nil {
 		t.Fatal(err)
 	}

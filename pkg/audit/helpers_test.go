@@ -24,6 +24,7 @@ import (
 	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 	"github.com/opentrace/service-accounts/pkg/secrets"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+	"github.com/opentrace/service-accounts/pkg/testworld"
 	"github.com/opentrace/service-accounts/pkg/token"
 )
 
@@ -90,7 +91,7 @@ func (s *syncBuffer) Lines() []string {
 	return strings.Split(strings.TrimSpace(s.b.String()), "\n")
 }
 
-// env is the audit on the real store on minidyn, with the domain service beside it.
+// env is the audit on the real store, with the domain service beside it.
 type env struct {
 	db      *dynamotest.DB
 	counter *countingDB
@@ -103,8 +104,11 @@ type env struct {
 func newEnv(tb testing.TB) *env {
 	tb.Helper()
 	db := dynamotest.Start(tb)
-	e := &env{db: db, counter: &countingDB{API: db.Client}, now: t0, ctx: context.Background()}
-	store, err := dynamo.New(e.counter, e.db.Table, []byte(strings.Repeat("c", 32)))
+	// The audit's store is held to the audit function's IAM role; the service that sets up
+	// what it audits has full access.
+	e := &env{db: db, counter: &countingDB{API: testworld.FunctionClient(tb, "AuditFunction", db)}, now: t0, ctx: context.Background()}
+	e.store = dynamo.NewUnsigned(e.counter, e.db.Table)
+	admin, err := dynamo.New(db.Client, db.Table, []byte(strings.Repeat("c", 32)))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -112,8 +116,7 @@ func newEnv(tb testing.TB) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e.store = store
-	e.svc = sa.NewService(store, secrets.Peppers{Source: peppers}, sa.WithClock(func() time.Time { return e.now }))
+	e.svc = sa.NewService(admin, secrets.Peppers{Source: peppers}, sa.WithClock(func() time.Time { return e.now }))
 	return e
 }
 

@@ -302,7 +302,7 @@ func TestCachedPolicyFitsEveryRoute(t *testing.T) {
 func TestLastUsedWriteAmplification(t *testing.T) {
 	e := newEnv(t, authorizer.UserConfig{})
 	_, _, secret := e.issue(t, "org_a", "claude-code", sa.GenerateInput{})
-	before := e.counter.updates.Load()
+	before := e.lastUseWrites()
 	route := arn("GET", "/v1/whoami")
 	for i := range 1000 {
 		e.now = e.now.Add(50 * time.Millisecond) // 1,000 requests over 50 s: one interval
@@ -310,14 +310,14 @@ func TestLastUsedWriteAmplification(t *testing.T) {
 			t.Fatalf("authorization %d: %v", i, err)
 		}
 	}
-	if writes := e.counter.updates.Load() - before; writes != 1 {
+	if writes := e.lastUseWrites() - before; writes != 1 {
 		t.Fatalf("%d lastUsedAt writes, want 1", writes)
 	}
 	e.now = e.now.Add(time.Minute)
 	if _, err := e.authorize("Bearer "+secret, route); err != nil {
 		t.Fatal(err)
 	}
-	if writes := e.counter.updates.Load() - before; writes != 2 {
+	if writes := e.lastUseWrites() - before; writes != 2 {
 		t.Fatalf("after the interval: %d writes, want 2", writes)
 	}
 }

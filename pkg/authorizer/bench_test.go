@@ -49,7 +49,7 @@ func BenchmarkAuthorizer(b *testing.B) {
 			b.Fatal(err)
 		}
 		t1 := time.Now()
-		out, err := e.db.Client.GetItem(e.ctx, in)
+		out, err := e.client.GetItem(e.ctx, in)
 		if err != nil || out.Item == nil {
 			b.Fatal(err)
 		}

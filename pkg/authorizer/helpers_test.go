@@ -17,12 +17,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/opentrace/service-accounts/pkg/authorizer"
-	"github.com/opentrace/service-accounts/pkg/config"
 	"github.com/opentrace/service-accounts/pkg/dynamo"
 	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 	"github.com/opentrace/service-accounts/pkg/localidp"
 	"github.com/opentrace/service-accounts/pkg/secrets"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+	"github.com/opentrace/service-accounts/pkg/testworld"
 	"github.com/opentrace/service-accounts/pkg/token"
 )
 
@@ -35,20 +35,6 @@ const (
 func arn(method, path string) string { return stageBase + "/" + method + path }
 
 var pepper = token.Pepper{Version: "1", Key: []byte(strings.Repeat("p", 48))}
-
-// countingDB is the real SDK client, counting the writes that reach DynamoDB.
-type countingDB struct {
-	dynamo.API
-	updates atomic.Int64
-}
-
-func (c *countingDB) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	out, err := c.API.UpdateItem(ctx, in, opts...)
-	if err == nil {
-		c.updates.Add(1)
-	}
-	return out, err
-}
 
 // failingSource is a pepper source whose Secrets Manager is down.
 type failingSource struct{}
@@ -90,9 +76,9 @@ func (s *syncBuffer) String() string {
 
 type env struct {
 	auth    *authorizer.Authorizer
-	svc     *sa.Service
-	db      *dynamotest.DB
-	counter *countingDB
+	svc     *sa.Service      // with full access, to set up what the authorizer reads
+	db      *dynamotest.DB   // its Tap counts the calls of both
+	client  *dynamodb.Client // the authorizer's: held to its IAM role in template.yaml
 	peppers *switchableSource
 	idp     *localidp.Issuer
 	jwks    *jwksServer
@@ -116,7 +102,7 @@ func newEnv(t testing.TB, users authorizer.UserConfig) *env {
 		t.Fatal(err)
 	}
 	e := &env{
-		db: db, counter: &countingDB{API: db.Client}, peppers: &switchableSource{Source: static},
+		db: db, client: testworld.FunctionClient(t, "AuthorizerFunction", db), peppers: &switchableSource{Source: static},
 		logs: &syncBuffer{}, now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC), ctx: context.Background(),
 	}
 	e.idp, err = localidp.New(issuerURL)
@@ -136,17 +122,30 @@ func newEnv(t testing.TB, users authorizer.UserConfig) *env {
 	users.Issuer = issuerURL
 	users.JWKSURL = e.jwks.URL
 	users.Now = e.clock
-	app, err := config.Build(e.ctx, config.Settings{Table: e.db.Table, Limits: sa.DefaultLimits}, e.counter, e.peppers, sa.WithClock(e.clock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.svc = app.Service
+	e.svc = e.service(t, db.Client, e.clock)
 	e.auth = &authorizer.Authorizer{
-		Service: app.Service, Users: authorizer.NewUsers(users),
+		Service: e.service(t, e.client, e.clock), Users: authorizer.NewUsers(users),
 		Log: slog.New(slog.NewJSONHandler(e.logs, nil)),
 	}
 	return e
 }
+
+// service is the domain service on client, hashing with the env's peppers.
+func (e *env) service(t testing.TB, client dynamo.API, clock func() time.Time) *sa.Service {
+	t.Helper()
+	kr, err := e.peppers.Keyring(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := dynamo.New(client, e.db.Table, kr.CursorKey(), dynamo.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sa.NewService(store, secrets.Peppers{Source: e.peppers}, sa.WithClock(clock))
+}
+
+// lastUseWrites counts the lastUsedAt writes that landed so far.
+func (e *env) lastUseWrites() int64 { return int64(e.db.Tap.Succeeded("UpdateItem")) }
 
 func (e *env) clock() time.Time { return e.now }
 

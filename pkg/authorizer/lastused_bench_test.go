@@ -1,7 +1,6 @@
 package authorizer_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,16 +10,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/opentrace/service-accounts/pkg/authorizer"
-	"github.com/opentrace/service-accounts/pkg/config"
-	"github.com/opentrace/service-accounts/pkg/dynamo"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 )
 
 // BenchmarkLastUsedWrites counts the lastUsedAt writes that reach DynamoDB (successful
-// UpdateItems, as countingDB counts them) per 10,000 authorizations of one token within one
+// UpdateItems, as the table's Tap counts them) per 10,000 authorizations of one token within one
 // last-used interval, through the real authorizer, service, store and minidyn. Each iteration
 // starts a new interval (the clock jumps two intervals ahead) and spreads 10,000
 // authorizations over 50 s of it, 5 ms apart, so the goal is exactly 1 write per iteration.
@@ -47,15 +43,9 @@ func BenchmarkLastUsedWrites(b *testing.B) {
 			now.Store(e.now.UnixNano())
 			clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
 			interval := sa.DefaultLimits.LastUsedInterval
-			attempts := &attemptingDB{API: e.counter}
 			auths := make([]*authorizer.Authorizer, bc.instances)
 			for i := range auths {
-				app, err := config.Build(e.ctx, config.Settings{Table: e.db.Table, Limits: sa.DefaultLimits},
-					attempts, e.peppers, sa.WithClock(clock))
-				if err != nil {
-					b.Fatal(err)
-				}
-				auths[i] = &authorizer.Authorizer{Service: app.Service, Log: slog.New(slog.NewJSONHandler(io.Discard, nil))}
+				auths[i] = &authorizer.Authorizer{Service: e.service(b, e.client, clock), Log: slog.New(slog.NewJSONHandler(io.Discard, nil))}
 			}
 			route := arn("GET", "/v1/whoami")
 			req := events.APIGatewayCustomAuthorizerRequest{Type: "TOKEN", AuthorizationToken: "Bearer " + secret, MethodArn: route}
@@ -64,7 +54,7 @@ func BenchmarkLastUsedWrites(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				now.Add(int64(2 * interval)) // a new interval: the stored last use is stale
-				before, triedBefore := e.counter.updates.Load(), attempts.updates.Load()
+				before, triedBefore := e.lastUseWrites(), int64(e.db.Tap.Calls("UpdateItem"))
 				start := time.Now()
 				var wg sync.WaitGroup
 				var failed atomic.Value
@@ -89,23 +79,12 @@ func BenchmarkLastUsedWrites(b *testing.B) {
 				if msg := failed.Load(); msg != nil {
 					b.Fatalf("an authorization failed: %v", msg)
 				}
-				writes += e.counter.updates.Load() - before
-				tried += attempts.updates.Load() - triedBefore
+				writes += e.lastUseWrites() - before
+				tried += int64(e.db.Tap.Calls("UpdateItem")) - triedBefore
 			}
 			b.ReportMetric(float64(writes)/float64(b.N), "writes/10k-auths")
 			b.ReportMetric(float64(tried)/float64(b.N), "attempts/10k-auths")
 			b.ReportMetric(float64(authorized.Nanoseconds())/float64(b.N*perIteration), "wall-ns/auth")
 		})
 	}
-}
-
-// attemptingDB counts every UpdateItem sent, whether its condition lets it land or not.
-type attemptingDB struct {
-	dynamo.API
-	updates atomic.Int64
-}
-
-func (c *attemptingDB) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	c.updates.Add(1)
-	return c.API.UpdateItem(ctx, in, opts...)
 }

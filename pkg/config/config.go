@@ -1,22 +1,14 @@
-// Package config reads a function's settings from its environment (as template.yaml sets it)
-// and builds the clients and the domain service once per cold start. The functions and the
-// local stack share it, so both wire the system the same way.
+// Package config reads a function's settings from its environment, as template.yaml sets it.
+// A malformed variable is an error, never a silent default.
 package config
 
 import (
-	"context"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
 	"strconv"
 	"time"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-
-	"github.com/opentrace/service-accounts/pkg/dynamo"
-	"github.com/opentrace/service-accounts/pkg/secrets"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 )
 
@@ -89,91 +81,17 @@ func logLevel(getenv func(string) string) (slog.Level, error) {
 	return l, nil
 }
 
-// Logger returns the JSON logger of a function that needs no table or secret, at the level
-// LOG_LEVEL names; a malformed level is an error, so a typo fails the cold start.
-func Logger(getenv func(string) string) (*slog.Logger, error) {
+// Logger returns the JSON logger, writing to w, of a function that needs no table or secret,
+// at the level LOG_LEVEL names; a malformed level is an error, so a typo fails the cold start.
+func Logger(getenv func(string) string, w io.Writer) (*slog.Logger, error) {
 	l, err := logLevel(getenv)
 	if err != nil {
 		return nil, err
 	}
-	return Settings{LogLevel: l}.Logger(), nil
+	return Settings{LogLevel: l}.Logger(w), nil
 }
 
-// Logger returns the JSON logger every function writes with.
-func (s Settings) Logger() *slog.Logger {
-	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: s.LogLevel}))
-}
-
-// App is what a function needs: the service, its store and a logger.
-type App struct {
-	Settings Settings
-	Service  *sa.Service
-	Store    *dynamo.Store
-	Peppers  secrets.Source
-	Log      *slog.Logger
-}
-
-// Build wires the service on db and peppers. It reads the keyring once, so a cold start with
-// an unreadable or invalid secret fails instead of serving requests it cannot answer.
-func Build(ctx context.Context, s Settings, db dynamo.API, peppers secrets.Source, opts ...sa.Option) (*App, error) {
-	kr, err := peppers.Keyring(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read pepper secret: %w", err)
-	}
-	store, err := dynamo.New(db, s.Table, kr.CursorKey())
-	if err != nil {
-		return nil, err
-	}
-	opts = append([]sa.Option{sa.WithLimits(s.Limits)}, opts...)
-	return &App{
-		Settings: s,
-		Service:  sa.NewService(store, secrets.Peppers{Source: peppers}, opts...),
-		Store:    store,
-		Peppers:  peppers,
-		Log:      s.Logger(),
-	}, nil
-}
-
-// FromEnvironment builds the App of a function running in AWS: settings from the process
-// environment, AWS clients from the default credential chain.
-func FromEnvironment(ctx context.Context) (*App, error) {
-	s, err := Load(os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load AWS config: %w", err)
-	}
-	peppers := secrets.NewSecretsManager(secretsmanager.NewFromConfig(cfg), s.PepperSecret)
-	return Build(ctx, s, dynamodb.NewFromConfig(cfg), peppers)
-}
-
-// TableFromEnvironment builds the store and logger of a function that reads and writes the
-// table but never lists accounts or handles tokens (the stream consumer, the audit): it needs
-// TABLE_NAME and LOG_LEVEL only, and no access to the pepper secret.
-func TableFromEnvironment(ctx context.Context, getenv func(string) string) (*dynamo.Store, *slog.Logger, error) {
-	table := getenv(EnvTable)
-	if table == "" {
-		return nil, nil, fmt.Errorf("%s is not set", EnvTable)
-	}
-	log, err := Logger(getenv)
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load AWS config: %w", err)
-	}
-	return dynamo.NewUnsigned(dynamodb.NewFromConfig(cfg), table), log, nil
-}
-
-// Must returns v, or logs err and exits: a function that cannot be wired must fail its cold
-// start, which Lambda reports and retries, rather than answer requests.
-func Must[T any](v T, err error) T {
-	if err != nil {
-		slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("cold start failed", slog.String("error", err.Error()))
-		os.Exit(1)
-	}
-	return v
+// Logger returns the JSON logger every function writes with (to stdout in Lambda).
+func (s Settings) Logger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: s.LogLevel}))
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 
@@ -35,7 +36,8 @@ func isConditionFailed(err error) bool {
 
 // classify turns a DynamoDB failure into an application error: throttling, server faults,
 // transaction conflicts, timeouts and network failures are EUNAVAILABLE (worth a retry, and
-// never an allow); a request DynamoDB rejects as malformed is a bug, EINTERNAL.
+// never an allow); a request DynamoDB refuses as malformed, or one IAM does not allow, is a
+// bug or a misconfiguration, EINTERNAL.
 func classify(op string, err error) error {
 	if err == nil {
 		return nil
@@ -61,6 +63,11 @@ func classify(op string, err error) error {
 		case "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
 			"TransactionInProgressException", "TransactionConflictException", "LimitExceededException":
 			return sa.Unavailable(err)
+		}
+		// DynamoDB answers 400 for everything else it refuses: a malformed request, a missing
+		// table, IAM's AccessDeniedException. Retrying cannot fix those.
+		if re, ok := errors.AsType[*awshttp.ResponseError](err); ok && re.HTTPStatusCode() < 500 {
+			return sa.Internal(err)
 		}
 		if apiErr.ErrorFault() == smithy.FaultClient {
 			return sa.Internal(err)

@@ -27,10 +27,10 @@ func (s *Stack) wireStream(ctx context.Context, f template.Function, e template.
 	}
 	handler, ok := h.(StreamHandler)
 	if !ok {
-		return fmt.Errorf("a stream subscription needs a local.StreamHandler, the wiring gives %T", h)
+		return fmt.Errorf("a stream subscription needs a local.StreamHandler, the constructor gives %T", h)
 	}
 	arn, err := s.tpl.Resolve(p["Stream"], r)
-	if err != nil || arn != s.Stream.ARN() {
+	if err != nil || arn != s.AWS.streamARN {
 		return fmt.Errorf("the subscription is not to the table's stream (%v)", err)
 	}
 	cfg := SubscriptionConfig{Name: f.LogicalID, BatchSize: 100, MaxRetries: -1}
@@ -60,7 +60,23 @@ func (s *Stack) wireStream(ctx context.Context, f template.Function, e template.
 		}
 		cfg.Filters = append(cfg.Filters, pattern)
 	}
-	s.subs[f.LogicalID] = s.Stream.Subscribe(ctx, cfg, handler, s.log.With(slog.String("function", f.LogicalID)))
+	if v, ok := p["StartingPosition"].(string); ok {
+		cfg.StartingPosition = v
+	}
+	log := s.log.With(slog.String("function", f.LogicalID))
+	if s.AWS.Stream != nil {
+		s.subs[f.LogicalID] = s.AWS.Stream.Subscribe(ctx, cfg, handler, log)
+		return nil
+	}
+	// Another DynamoDB: read its stream through the Streams API, with the function's role, as
+	// Lambda's event source mapping does.
+	rt, err := s.AWS.runtime(s.tpl, f, r, s.opts)
+	if err != nil {
+		return err
+	}
+	sub := newSubscription(ctx, cfg, handler, log, time.Now, 4)
+	s.subs[f.LogicalID] = sub
+	go s.AWS.pollStream(ctx, sub, rt.AWS, s.opts.DynamoDBStreamsEndpoint, log)
 	return nil
 }
 

@@ -5,12 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -35,17 +35,20 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
-// startStack serves template.yaml on a free loopback port until the test ends.
-func startStack(t testing.TB) (*local.Stack, *logBuffer) {
+// startStack serves template.yaml on a free loopback port until the test ends, with the
+// options set as opts says.
+func startStack(t testing.TB, opts ...func(*local.Options)) (*local.Stack, *logBuffer) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &logBuffer{}
-	s, err := local.Start(context.Background(), ln, local.Options{
-		Template: "../../template.yaml", Log: slog.New(slog.NewJSONHandler(logs, nil)),
-	})
+	o := local.Options{Template: "../../template.yaml", Logs: logs, RetryBackoff: time.Millisecond}
+	for _, set := range opts {
+		set(&o)
+	}
+	s, err := local.Start(context.Background(), ln, o)
 	if err != nil {
 		ln.Close()
 		t.Fatal(err)

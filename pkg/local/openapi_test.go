@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"mime"
 	"net"
@@ -23,18 +22,17 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/smithy-go"
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
 
-	"github.com/opentrace/service-accounts/pkg/dynamo"
+	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 	"github.com/opentrace/service-accounts/pkg/local"
 	"github.com/opentrace/service-accounts/pkg/localidp"
 	"github.com/opentrace/service-accounts/pkg/template"
 	"github.com/opentrace/service-accounts/pkg/token"
+	"github.com/opentrace/service-accounts/pkg/wire"
 )
 
 // oaSpecPath is the published contract; these tests hold the local stack to it and it to
@@ -411,16 +409,17 @@ func TestOpenAPIContract(t *testing.T) {
 	}
 }
 
-// oaDriveThrottled drives a stack whose stage accepts one request per 1000 s: after the
-// first, API Gateway's throttling answers every route before the authorizer runs.
+// oaDriveThrottled drives a stack whose stage accepts one request a second, the least its
+// parameters allow: right after a request that takes the second's token, API Gateway's
+// throttling answers every route before the authorizer runs.
 func oaDriveThrottled(t *testing.T, c *oaContract) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s, err := local.Start(context.Background(), ln, local.Options{
-		Template: "../../template.yaml", Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Params: map[string]string{"ApiThrottlingRateLimit": "0.001", "ApiThrottlingBurstLimit": "1"},
+		Template: "../../template.yaml", Logs: io.Discard,
+		Params: map[string]string{"ApiThrottlingRateLimit": "1", "ApiThrottlingBurstLimit": "1"},
 	})
 	if err != nil {
 		ln.Close()
@@ -432,6 +431,7 @@ func oaDriveThrottled(t *testing.T, c *oaContract) {
 		status: 200, media: oaJSON, valid: true})
 	for _, tg := range oaTargets("sa_01JAAAAAAAAAAAAAAAAAAAAAAA", "tok_01JAAAAAAAAAAAAAAAAAAAAAAA") {
 		t.Run(tg.op, func(t *testing.T) {
+			call(t, "GET", s.URL+"/v1/whoami", admin, nil) // takes any token refilled since
 			c.do(t, s.URL, oaExchange{name: tg.op + ": throttled", op: tg.op, path: tg.path, bearer: admin,
 				header: tg.header, body: tg.body, status: 429, media: oaJSON, valid: true})
 		})
@@ -666,63 +666,14 @@ func oaUnknownToken(t *testing.T) string {
 	return s
 }
 
-// oaFaultDB fails every DynamoDB call with the error set, and passes calls through while none
-// is: the one way to make the functions answer 503 and 500 on demand.
-type oaFaultDB struct {
-	dynamo.API
-	err *atomic.Pointer[error]
-}
-
-func (f oaFaultDB) fault() error {
-	if p := f.err.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
-func (f oaFaultDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
-	if err := f.fault(); err != nil {
-		return nil, err
-	}
-	return f.API.GetItem(ctx, in, o...)
-}
-
-func (f oaFaultDB) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	if err := f.fault(); err != nil {
-		return nil, err
-	}
-	return f.API.UpdateItem(ctx, in, o...)
-}
-
-func (f oaFaultDB) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
-	if err := f.fault(); err != nil {
-		return nil, err
-	}
-	return f.API.Query(ctx, in, o...)
-}
-
-func (f oaFaultDB) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, o ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
-	if err := f.fault(); err != nil {
-		return nil, err
-	}
-	return f.API.TransactWriteItems(ctx, in, o...)
-}
-
-func (f oaFaultDB) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, o ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
-	if err := f.fault(); err != nil {
-		return nil, err
-	}
-	return f.API.BatchWriteItem(ctx, in, o...)
-}
-
 // oaFaultStack is a stack for the outcomes a healthy, correctly configured deployment never
 // shows: its DynamoDB fails while fault is set, its authorizer's Allow policies cover every
 // route (as a stale or wrong policy would), so that the functions' own org and role checks
 // answer; and its users come from idp, which can sign a user with no org.
 type oaFaultStack struct {
 	*local.Stack
-	idp   *localidp.Issuer
-	fault atomic.Pointer[error]
+	idp *localidp.Issuer
+	tap *dynamotest.Tap
 }
 
 func oaStartFaultStack(t *testing.T) *oaFaultStack {
@@ -738,28 +689,23 @@ func oaStartFaultStack(t *testing.T) *oaFaultStack {
 	idp.Store(issuer)
 	fs.idp = issuer
 
-	functions := maps.Clone(local.Registry)
-	for id, factory := range local.Registry {
-		if id == "UsageFunction" {
-			continue // the stream consumer is not on the request path
-		}
-		functions[id] = func(ctx context.Context, d local.Deps) (any, error) {
-			d.DB = oaFaultDB{API: d.DB, err: &fs.fault}
-			h, err := factory(ctx, d)
-			if a, ok := h.(local.AuthorizerHandler); ok && id == "AuthorizerFunction" {
-				return local.AuthorizerHandler(oaAllowEverything(a)), err
-			}
-			return h, err
-		}
-	}
+	fs.tap = &dynamotest.Tap{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s, err := local.Start(context.Background(), ln, local.Options{
-		Template: "../../template.yaml", Functions: functions,
-		Params: map[string]string{"IdentityIssuer": jwks.URL, "IdentityJwksUrl": jwks.URL},
-		Log:    slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Template:     "../../template.yaml",
+		Params:       map[string]string{"IdentityIssuer": jwks.URL, "IdentityJwksUrl": jwks.URL},
+		Logs:         io.Discard,
+		Transport:    func(next http.RoundTripper) http.RoundTripper { fs.tap.Next = next; return fs.tap },
+		RetryBackoff: time.Millisecond,
+		Decorate: func(id string, h any) any {
+			if a, ok := h.(wire.AuthorizerHandler); ok && id == "AuthorizerFunction" {
+				return wire.AuthorizerHandler(oaAllowEverything(a))
+			}
+			return h
+		},
 	})
 	if err != nil {
 		ln.Close()
@@ -772,7 +718,7 @@ func oaStartFaultStack(t *testing.T) *oaFaultStack {
 
 // oaAllowEverything widens every Allow policy of a to all routes of the stage. Deny policies
 // and refusals stay as they are.
-func oaAllowEverything(a local.AuthorizerHandler) local.AuthorizerHandler {
+func oaAllowEverything(a wire.AuthorizerHandler) wire.AuthorizerHandler {
 	return func(ctx context.Context, req events.APIGatewayCustomAuthorizerRequest) (events.APIGatewayCustomAuthorizerResponse, error) {
 		resp, err := a(ctx, req)
 		if err != nil {
@@ -823,11 +769,12 @@ func oaDriveFaults(t *testing.T, c *oaContract) {
 		status: 201, media: oaJSON, valid: true}).body
 	secret, tokenID := issued["token"].(string), issued["id"].(string)
 
-	throttled := error(&smithy.GenericAPIError{Code: "ThrottlingException", Message: "Rate exceeded", Fault: smithy.FaultServer})
-	malformed := error(&smithy.GenericAPIError{Code: "ValidationException", Message: "One or more parameter values were invalid", Fault: smithy.FaultClient})
+	all := func(dynamotest.Call) bool { return true }
+	throttled := func() { fs.tap.Reject(all, "ThrottlingException", "Rate exceeded") }
+	malformed := func() { fs.tap.Reject(all, "ValidationException", "One or more parameter values were invalid") }
 	type phase struct {
 		name  string
-		fault *error
+		fault func()
 		run   func(tg oaTarget) []oaExchange
 	}
 	phases := []phase{
@@ -844,17 +791,19 @@ func oaDriveFaults(t *testing.T, c *oaContract) {
 			}
 			return out
 		}},
-		{name: "DynamoDB throttles", fault: &throttled, run: func(tg oaTarget) []oaExchange {
+		{name: "DynamoDB throttles", fault: throttled, run: func(tg oaTarget) []oaExchange {
 			return oaFailures(tg, admin, secret, 503)
 		}},
-		{name: "DynamoDB rejects the request", fault: &malformed, run: func(tg oaTarget) []oaExchange {
+		{name: "DynamoDB rejects the request", fault: malformed, run: func(tg oaTarget) []oaExchange {
 			return oaFailures(tg, admin, secret, 500)
 		}},
 	}
 	for _, p := range phases {
 		t.Run(p.name, func(t *testing.T) {
-			fs.fault.Store(p.fault)
-			defer fs.fault.Store(nil)
+			if p.fault != nil {
+				p.fault()
+			}
+			defer fs.tap.Fail(nil)
 			for _, tg := range oaTargets(saID, tokenID) {
 				for _, ex := range p.run(tg) {
 					ex.name = tg.op + ": " + ex.name

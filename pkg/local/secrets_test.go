@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/truora/minidyn/server"
 
+	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 	"github.com/opentrace/service-accounts/pkg/local"
 )
 
@@ -277,14 +277,17 @@ func TestSecretsNotLeaked(t *testing.T) {
 // credential and no internals, no token is issued, and the logs hold no secret. Once the
 // store is back, the same token works.
 func TestSecretsFailClosed(t *testing.T) {
-	s, logs := startStack(t)
+	tap := &dynamotest.Tap{}
+	s, logs := startStack(t, func(o *local.Options) {
+		o.Transport = func(next http.RoundTripper) http.RoundTripper { tap.Next = next; return tap }
+	})
 	f := &secFlow{s: s}
 	api := s.URL + "/orgs/" + isoOrg + "/service-accounts"
 	admin := f.devToken(t, "admin", "user_alice")
 	saID := f.expect(t, "create", call(t, "POST", api, admin, map[string]string{"name": "secrets-fail-closed"}), 201).body["id"].(string)
 	tok, _ := f.generate(t, admin, saID, "ci", nil)
 
-	s.Minidyn.EmulateFailureForTable(local.TableName, server.FailureConditionInternalServerError)
+	tap.FailAll()
 	for _, tc := range []struct {
 		name string
 		do   func() response
@@ -315,7 +318,7 @@ func TestSecretsFailClosed(t *testing.T) {
 			}
 		})
 	}
-	s.Minidyn.EmulateFailureForTable(local.TableName, server.FailureConditionNone)
+	tap.Fail(nil)
 	f.expect(t, "whoami after recovery", call(t, "GET", s.URL+"/v1/whoami", tok, nil), 200)
 
 	_ = s.Close()

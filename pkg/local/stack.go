@@ -2,7 +2,6 @@ package local
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -10,61 +9,76 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/http/httptest"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/truora/minidyn/server"
 
 	"github.com/opentrace/service-accounts/pkg/apigw"
 	"github.com/opentrace/service-accounts/pkg/localidp"
-	"github.com/opentrace/service-accounts/pkg/secrets"
 	"github.com/opentrace/service-accounts/pkg/template"
+	"github.com/opentrace/service-accounts/pkg/wire"
 )
 
 // Local names of the template's resources.
 const (
-	TableName      = "opentrace-service-accounts-local"
-	PepperSecretID = "local/pepper"
+	TableName        = "opentrace-service-accounts-local"
+	PepperSecretName = "local/pepper"
 )
 
 // Options configure a stack.
 type Options struct {
-	Template  string            // path of template.yaml
-	Params    map[string]string // template parameter overrides
-	Log       *slog.Logger      // the stack's and every function's log
-	Functions map[string]Factory
-	Shards    int       // stream shards; default 4
-	Metrics   io.Writer // embedded-metric-format lines (stdout in Lambda); default discarded
+	Template string            // path of template.yaml
+	Params   map[string]string // template parameter values, as PARAMETER_OVERRIDES gives them
+	// Logs receives the stack's and every function's JSON log lines and embedded metrics
+	// (each function's tagged with its name); default os.Stderr.
+	Logs io.Writer
+	// DynamoDBEndpoint runs the stack on that DynamoDB instead of the embedded one, its stream
+	// read through the Streams API at DynamoDBStreamsEndpoint (default the same endpoint).
+	DynamoDBEndpoint, DynamoDBStreamsEndpoint string
+	Shards                                    int              // embedded stream shards; default 4
+	Now                                       func() time.Time // the functions' clock; default time.Now
+	// RetryBackoff caps the back-off of the functions' SDK retries (as many as the SDK's
+	// standard retries make); 0 keeps the SDK's, as in AWS. Tests that inject failures set it
+	// low, so they do not wait for seconds.
+	RetryBackoff time.Duration
+	// Test seams. Transport wraps the transport of every function's AWS calls (after the IAM
+	// check), to count them or inject faults; Decorate wraps a built handler.
+	Transport func(http.RoundTripper) http.RoundTripper
+	Decorate  func(function string, handler any) any
 }
 
 // Stack is the running system.
 type Stack struct {
-	URL     string
-	DB      *dynamodb.Client
-	Minidyn *server.Server
-	Stream  *Stream
+	URL string
+	// DB is a DynamoDB client with full access to the stack's table, for tests and tools; the
+	// functions have their own, limited by their IAM roles.
+	DB    *dynamodb.Client
+	Table string
+	AWS   *AWS
 
+	opts       Options
 	log        *slog.Logger
 	tpl        *template.Template
 	api        template.API
 	stage      string
 	routes     []route
-	authorizer AuthorizerHandler
+	authorizer wire.AuthorizerHandler
 	authTTL    time.Duration
 	authCache  sync.Map // header value → cachedPolicy
 	throttle   *bucket  // nil: the stage is not throttled
 	responses  map[string]template.GatewayResponse
 	subs       map[string]*Subscription
 	schedules  map[string]ScheduleHandler
+	functions  map[string]any // built handlers by logical id
+	envs       map[string]wire.Runtime
 	idp        *localidp.Issuer
 	server     *http.Server
+	ctx        context.Context
 	cancel     context.CancelFunc
 	done       chan struct{}
 }
@@ -80,6 +94,18 @@ type route struct {
 
 // Start builds the stack from the template and serves it on ln until ctx ends or Close.
 func Start(ctx context.Context, ln net.Listener, opts Options) (*Stack, error) {
+	s, err := New(ctx, "http://"+ln.Addr().String(), opts)
+	if err != nil {
+		return nil, err
+	}
+	s.Serve(ln)
+	return s, nil
+}
+
+// New builds the stack that will answer at url: its AWS side, every function of the template
+// through its constructor, routes, stream subscriptions and schedules. It serves nothing until
+// Serve.
+func New(ctx context.Context, url string, opts Options) (*Stack, error) {
 	tpl, err := template.Load(opts.Template)
 	if err != nil {
 		return nil, err
@@ -87,88 +113,68 @@ func Start(ctx context.Context, ln net.Listener, opts Options) (*Stack, error) {
 	if err := tpl.Check(); err != nil {
 		return nil, err
 	}
-	if opts.Log == nil {
-		opts.Log = slog.Default()
+	if err := tpl.CheckParams(opts.Params); err != nil {
+		return nil, err
 	}
-	if opts.Functions == nil {
-		opts.Functions = Registry
+	if opts.Logs == nil {
+		opts.Logs = os.Stderr
 	}
 	if opts.Shards == 0 {
 		opts.Shards = 4
 	}
-	if opts.Metrics == nil {
-		opts.Metrics = io.Discard
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Stack{
-		URL: "http://" + ln.Addr().String(), log: opts.Log, tpl: tpl, cancel: cancel, done: make(chan struct{}),
+		URL: url, opts: opts, log: slog.New(slog.NewJSONHandler(opts.Logs, nil)), tpl: tpl,
+		ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		subs: map[string]*Subscription{}, schedules: map[string]ScheduleHandler{},
+		functions: map[string]any{}, envs: map[string]wire.Runtime{},
 	}
-	if err := s.build(ctx, opts); err != nil {
+	if err := s.build(ctx); err != nil {
 		cancel()
 		return nil, err
 	}
-	s.server = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	return s, nil
+}
+
+// Serve answers HTTP on ln until Close.
+func (s *Stack) Serve(ln net.Listener) {
+	s.server = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return s.ctx }}
 	go func() {
 		defer close(s.done)
 		if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("local stack stopped", slog.String("error", err.Error()))
 		}
 	}()
-	return s, nil
 }
 
 // Close stops serving, waiting briefly for requests in flight, and stops the stream and the
 // schedules.
 func (s *Stack) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.server.Shutdown(ctx)
+	var err error
+	if s.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = s.server.Shutdown(ctx)
+	}
 	s.cancel()
-	<-s.done
+	if s.server != nil {
+		<-s.done
+	}
 	return err
 }
 
-func (s *Stack) build(ctx context.Context, opts Options) error {
-	// DynamoDB: minidyn with the template's table, behind the stream stand-in, reached by the
-	// real SDK through an in-process transport.
+func (s *Stack) build(ctx context.Context) error {
 	tableID, err := s.single("AWS::DynamoDB::Table")
 	if err != nil {
 		return err
 	}
-	table, err := s.tpl.Table(tableID, TableName)
-	if err != nil {
+	if _, err := s.single("AWS::SecretsManager::Secret"); err != nil {
 		return err
 	}
-	s.Minidyn = server.NewServer()
-	var keyAttrs []string
-	for _, k := range table.Input.KeySchema {
-		keyAttrs = append(keyAttrs, aws.ToString(k.AttributeName))
-	}
-	view := ""
-	if table.Input.StreamSpecification != nil {
-		view = string(table.Input.StreamSpecification.StreamViewType)
-	}
-	s.Stream = NewStream(s.Minidyn, TableName, keyAttrs, view, opts.Shards, time.Now)
-	s.DB = dynamodb.New(dynamodb.Options{
-		Region: Region, BaseEndpoint: aws.String("http://dynamodb.local"),
-		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
-		HTTPClient:  &http.Client{Transport: handlerTransport{s.Stream}},
-	})
-	if _, err := s.DB.CreateTable(ctx, table.Input); err != nil {
-		return fmt.Errorf("create table: %w", err)
-	}
-
-	// The pepper: a fresh local secret of the deployed shape.
-	raw, err := secrets.Generate(rand.Reader)
-	if err != nil {
+	if s.AWS, err = newAWS(ctx, s.tpl, tableID, s.opts, s.log); err != nil {
 		return err
 	}
-	kr, err := secrets.Parse(raw)
-	if err != nil {
-		return err
-	}
-	peppers := secrets.StaticKeyring(kr)
+	s.DB, s.Table = s.AWS.admin, s.AWS.table
 
 	// Identity: the local issuer, verified by the authorizer through its JWKS URL.
 	if s.idp, err = localidp.New(s.URL + "/local"); err != nil {
@@ -177,8 +183,8 @@ func (s *Stack) build(ctx context.Context, opts Options) error {
 	params := map[string]string{
 		"IdentityIssuer": s.URL + "/local", "IdentityJwksUrl": s.URL + "/local/jwks.json", "IdentityAudience": "",
 	}
-	maps.Copy(params, opts.Params)
-	resolver := s.resolver(params, tableID)
+	maps.Copy(params, s.opts.Params)
+	resolver := Resolver(s.tpl, params, s.AWS.table, s.AWS.streamARN, s.AWS.pepperARN)
 
 	apiID, err := s.single("AWS::Serverless::Api")
 	if err != nil {
@@ -209,19 +215,18 @@ func (s *Stack) build(ctx context.Context, opts Options) error {
 	}
 	for _, id := range slices.Sorted(maps.Keys(functions)) {
 		f := functions[id]
-		factory, ok := opts.Functions[id]
-		if !ok {
-			return fmt.Errorf("local stack: function %s has no local wiring (add it to local.Registry)", id)
-		}
-		env, err := s.tpl.Env(f, resolver)
-		if err != nil {
-			return err
-		}
-		h, err := factory(ctx, Deps{Env: func(k string) string { return env[k] }, DB: s.DB, Peppers: peppers,
-			Log: opts.Log.With(slog.String("function", id)), Metrics: opts.Metrics})
+		rt, err := s.AWS.runtime(s.tpl, f, resolver, s.opts)
 		if err != nil {
 			return fmt.Errorf("local stack: function %s: %w", id, err)
 		}
+		h, err := construct(ctx, id, rt)
+		if err != nil {
+			return fmt.Errorf("local stack: function %s: %w", id, err)
+		}
+		if s.opts.Decorate != nil {
+			h = s.opts.Decorate(id, h)
+		}
+		s.functions[id], s.envs[id] = h, rt
 		if err := s.wire(ctx, f, h, apiID, resolver); err != nil {
 			return err
 		}
@@ -250,9 +255,9 @@ func (s *Stack) build(ctx context.Context, opts Options) error {
 // wire connects one function to its events: routes, the authorizer, the stream, schedules.
 func (s *Stack) wire(ctx context.Context, f template.Function, h any, apiID string, r template.Resolver) error {
 	if s.api.Authorizer != nil && s.api.Authorizer.Function == f.LogicalID {
-		a, ok := h.(AuthorizerHandler)
+		a, ok := h.(wire.AuthorizerHandler)
 		if !ok {
-			return fmt.Errorf("local stack: %s is the authorizer but its wiring is %T", f.LogicalID, h)
+			return fmt.Errorf("local stack: %s is the authorizer but its constructor gives %T", f.LogicalID, h)
 		}
 		s.authorizer = a
 	}
@@ -287,7 +292,7 @@ func (s *Stack) wireRoute(f template.Function, e template.Event, h any, apiID st
 	}
 	handler, ok := h.(apigw.Handler)
 	if !ok {
-		return fmt.Errorf("an API route needs an apigw.Handler, the wiring gives %T", h)
+		return fmt.Errorf("an API route needs an apigw.Handler, the constructor gives %T", h)
 	}
 	path, _ := e.Properties["Path"].(string)
 	method, _ := e.Properties["Method"].(string)
@@ -311,40 +316,6 @@ func (s *Stack) single(typ string) (string, error) {
 	return ids[0], nil
 }
 
-func (s *Stack) resolver(params map[string]string, tableID string) template.Resolver {
-	r := template.Resolver{
-		Params: params,
-		Refs:   map[string]string{tableID: TableName},
-		Attrs: map[string]string{
-			tableID + ".Arn":       fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%s", Region, AccountID, TableName),
-			tableID + ".StreamArn": s.Stream.ARN(),
-		},
-		Pseudo: map[string]string{"AWS::Region": Region, "AWS::AccountId": AccountID, "AWS::StackName": "local", "AWS::URLSuffix": "amazonaws.com"},
-	}
-	for id, res := range s.tpl.Resources {
-		switch res.Type {
-		case "AWS::SecretsManager::Secret":
-			r.Refs[id] = PepperSecretID
-		case "AWS::Serverless::Function":
-			r.Attrs[id+".Arn"] = fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", Region, AccountID, id)
-		case "AWS::SQS::Queue":
-			r.Attrs[id+".Arn"] = fmt.Sprintf("arn:aws:sqs:%s:%s:%s", Region, AccountID, id)
-		case "AWS::Serverless::Api", "AWS::Logs::LogGroup":
-			r.Refs[id] = id
-		}
-	}
-	return r
-}
-
-// handlerTransport serves SDK requests with an in-process handler: no port, no network.
-type handlerTransport struct{ h http.Handler }
-
-func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, r)
-	return rec.Result(), nil
-}
-
 func onlyKeys(m map[string]any, allowed ...string) error {
 	for k := range m {
 		if !slices.Contains(allowed, k) {
@@ -352,6 +323,17 @@ func onlyKeys(m map[string]any, allowed ...string) error {
 		}
 	}
 	return nil
+}
+
+// Function returns the handler the stack built for a function of the template, by logical id.
+func (s *Stack) Function(id string) any { return s.functions[id] }
+
+// AdminRuntime is a function's runtime with clients that bypass the IAM check, for tests and
+// tools that set up what the function then works on.
+func (s *Stack) AdminRuntime(id string) wire.Runtime {
+	rt := s.envs[id]
+	rt.AWS.HTTPClient = &http.Client{Transport: s.AWS.transport}
+	return rt
 }
 
 // Subscriptions returns the running stream subscriptions by function.

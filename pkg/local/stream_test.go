@@ -17,9 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/truora/minidyn/server"
 
 	"github.com/opentrace/service-accounts/pkg/dynamo"
+	"github.com/opentrace/service-accounts/pkg/dynamolocal"
 )
 
 type streamEnv struct {
@@ -32,11 +32,11 @@ func newStreamEnv(t *testing.T, shards int) *streamEnv {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	s := NewStream(server.NewServer(), "t", []string{"pk", "sk"}, "NEW_AND_OLD_IMAGES", shards, time.Now)
+	s := NewStream(dynamolocal.New(), "t", []string{"pk", "sk"}, "NEW_AND_OLD_IMAGES", shards, time.Now)
 	db := dynamodb.New(dynamodb.Options{
 		Region: Region, BaseEndpoint: aws.String("http://dynamodb.local"),
 		Credentials: credentials.NewStaticCredentialsProvider("a", "b", ""),
-		HTTPClient:  &http.Client{Transport: handlerTransport{s}},
+		HTTPClient:  &http.Client{Transport: hostRouter{hosts: map[string]http.Handler{"dynamodb.local": s}}},
 	})
 	if _, err := db.CreateTable(ctx, dynamo.TableDefinition("t")); err != nil {
 		t.Fatal(err)

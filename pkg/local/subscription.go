@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/opentrace/service-accounts/pkg/wire"
 )
 
 // StreamHandler is a function subscribed to the stream.
-type StreamHandler func(context.Context, events.DynamoDBEvent) (events.DynamoDBEventResponse, error)
+type StreamHandler = wire.StreamHandler
 
 // SubscriptionConfig is an event source mapping's settings, as the template's DynamoDB event
 // declares them.
@@ -25,6 +27,7 @@ type SubscriptionConfig struct {
 	MaxRetries              int // -1: until the record expires
 	MaxRecordAge            time.Duration
 	RetryDelay              time.Duration
+	StartingPosition        string // LATEST or TRIM_HORIZON
 }
 
 // Subscription delivers records to one function, one poller per shard: within a shard,
@@ -105,20 +108,27 @@ func (q *queue) take(ctx context.Context, max int, window time.Duration) []event
 
 // Subscribe starts delivering the stream's records to handler until ctx ends.
 func (s *Stream) Subscribe(ctx context.Context, cfg SubscriptionConfig, handler StreamHandler, log *slog.Logger) *Subscription {
+	sub := newSubscription(ctx, cfg, handler, log, s.now, s.shards)
+	s.mu.Lock()
+	s.subs = append(s.subs, sub)
+	s.mu.Unlock()
+	return sub
+}
+
+// newSubscription starts delivering to handler what is pushed to it, one poller per queue,
+// until ctx ends.
+func newSubscription(ctx context.Context, cfg SubscriptionConfig, handler StreamHandler, log *slog.Logger, now func() time.Time, queues int) *Subscription {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 100
 	}
 	if cfg.RetryDelay == 0 {
 		cfg.RetryDelay = 100 * time.Millisecond
 	}
-	sub := &Subscription{cfg: cfg, handler: handler, log: log, now: s.now}
+	sub := &Subscription{cfg: cfg, handler: handler, log: log, now: now}
 	sub.idle = sync.NewCond(&sub.mu)
-	for range s.shards {
+	for range queues {
 		sub.queues = append(sub.queues, &queue{wake: make(chan struct{}, 1)})
 	}
-	s.mu.Lock()
-	s.subs = append(s.subs, sub)
-	s.mu.Unlock()
 	for _, q := range sub.queues {
 		go sub.poll(ctx, q)
 	}

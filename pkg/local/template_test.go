@@ -28,8 +28,8 @@ func TestServesEveryRouteOfTheTemplate(t *testing.T) {
 	admin := devToken(t, s, "org_acme", "admin", "user_alice")
 	routes, subscriptions := 0, 0
 	for id, f := range functions {
-		if _, ok := local.Registry[id]; !ok {
-			t.Errorf("function %s has no local wiring", id)
+		if _, ok := local.Constructors[id]; !ok {
+			t.Errorf("function %s has no constructor", id)
 		}
 		for _, e := range f.Events {
 			switch e.Type {

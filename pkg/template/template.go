@@ -20,10 +20,15 @@ type Template struct {
 	Resources  map[string]Resource
 }
 
-// Parameter is a template parameter.
+// Parameter is a template parameter and its constraints.
 type Parameter struct {
-	Type    string
-	Default any
+	Type                  string
+	Default               any
+	AllowedValues         []any
+	AllowedPattern        string
+	MinValue, MaxValue    any
+	MinLength, MaxLength  any
+	ConstraintDescription string
 }
 
 // Resource is one resource of the template.
@@ -65,7 +70,12 @@ func Parse(b []byte) (*Template, error) {
 	for name, raw := range params {
 		p, _ := raw.(map[string]any)
 		typ, _ := p["Type"].(string)
-		t.Parameters[name] = Parameter{Type: typ, Default: p["Default"]}
+		allowed, _ := p["AllowedValues"].([]any)
+		pattern, _ := p["AllowedPattern"].(string)
+		desc, _ := p["ConstraintDescription"].(string)
+		t.Parameters[name] = Parameter{Type: typ, Default: p["Default"], AllowedValues: allowed, AllowedPattern: pattern,
+			MinValue: p["MinValue"], MaxValue: p["MaxValue"], MinLength: p["MinLength"], MaxLength: p["MaxLength"],
+			ConstraintDescription: desc}
 	}
 	resources, _ := top["Resources"].(map[string]any)
 	for name, raw := range resources {

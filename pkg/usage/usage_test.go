@@ -13,11 +13,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/opentrace/service-accounts/pkg/config"
 	"github.com/opentrace/service-accounts/pkg/dynamo"
 	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 	"github.com/opentrace/service-accounts/pkg/secrets"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+	"github.com/opentrace/service-accounts/pkg/testworld"
 	"github.com/opentrace/service-accounts/pkg/token"
 	"github.com/opentrace/service-accounts/pkg/usage"
 )
@@ -37,12 +37,13 @@ const (
 	t2 int64 = 1767225720000
 )
 
-// world is the real store on minidyn with one account of org_acme holding two tokens, created
+// world is the real store with one account of org_acme holding two tokens, created
 // through the service as the API creates them.
 type world struct {
 	ctx        context.Context
 	db         *dynamotest.DB
-	store      *dynamo.Store
+	store      *dynamo.Store // the stream consumer's, held to its IAM role
+	admin      *dynamo.Store // with full access, for setting up and checking
 	svc        *sa.Service
 	acct       sa.ServiceAccount
 	tok1, tok2 sa.Token
@@ -57,11 +58,14 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := config.Build(ctx, config.Settings{Table: db.Table, Limits: sa.DefaultLimits}, db.Client, src)
+	admin, err := dynamo.New(db.Client, db.Table, []byte(strings.Repeat("c", 32)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{ctx: ctx, db: db, store: app.Store, svc: app.Service}
+	// The consumer's store is held to the usage function's IAM role; the service that sets up
+	// what it rolls up has full access.
+	w := &world{ctx: ctx, db: db, store: dynamo.NewUnsigned(testworld.FunctionClient(t, "UsageFunction", db), db.Table),
+		admin: admin, svc: sa.NewService(admin, secrets.Peppers{Source: src})}
 	if w.acct, _, err = w.svc.Create(ctx, org, "user_admin", sa.CreateInput{Name: "claude-code-dev-team"}); err != nil {
 		t.Fatal(err)
 	}
@@ -254,10 +258,10 @@ func TestHandleDeletedAccount(t *testing.T) {
 	if err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures %v, error %v; want the record acknowledged", failures(resp), err)
 	}
-	if _, err := w.store.GetServiceAccount(w.ctx, org, w.acct.ID); sa.ErrorCode(err) != sa.ENOTFOUND {
+	if _, err := w.admin.GetServiceAccount(w.ctx, org, w.acct.ID); sa.ErrorCode(err) != sa.ENOTFOUND {
 		t.Fatalf("the account came back: %v", err)
 	}
-	if tokens, err := w.store.ListTokens(w.ctx, org, w.acct.ID); err != nil || len(tokens) != 0 {
+	if tokens, err := w.admin.ListTokens(w.ctx, org, w.acct.ID); err != nil || len(tokens) != 0 {
 		t.Fatalf("tokens came back: %v (%v)", tokens, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -48,20 +49,16 @@ type DB struct {
 	URL     string // the DynamoDB endpoint
 }
 
-// NewClient returns a real SDK client for the DynamoDB endpoint at url, through tap when it
-// is not nil, with static credentials and the SDK's standard retries (a connection reset is
-// retried as it would be in AWS), backing off by a millisecond so that fault-injection tests
-// stay fast.
-func NewClient(url string, tap *Tap) *dynamodb.Client {
-	var hc aws.HTTPClient = http.DefaultClient
-	if tap != nil {
-		hc = &http.Client{Transport: tap}
-	}
+// NewClient returns a real SDK client for the DynamoDB endpoint at url, through transport
+// when it is not nil, with static credentials and the SDK's standard retries (a connection
+// reset is retried as it would be in AWS), backing off by a millisecond so that
+// fault-injection tests stay fast.
+func NewClient(url string, transport http.RoundTripper) *dynamodb.Client {
 	return dynamodb.New(dynamodb.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(url),
 		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-		HTTPClient:   hc,
+		HTTPClient:   &http.Client{Transport: transport},
 		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
 			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
 		}),
@@ -119,10 +116,11 @@ type Call struct {
 type Tap struct {
 	Next http.RoundTripper // default http.DefaultTransport
 
-	mu    sync.Mutex
-	fail  func(Call) bool
-	fault fault
-	calls map[string]int
+	mu        sync.Mutex
+	fail      func(Call) bool
+	fault     fault
+	calls     map[string]int
+	succeeded map[string]int
 }
 
 // fault is how a failed call is answered.
@@ -139,6 +137,13 @@ var (
 
 // Fail makes every call that match reports fail with InternalServerError; nil stops failing.
 func (t *Tap) Fail(match func(Call) bool) { t.set(match, internalError) }
+
+// Reject makes every call that match reports fail as DynamoDB rejects a request: HTTP 400
+// with errType and message.
+func (t *Tap) Reject(match func(Call) bool, errType, message string) {
+	b, _ := json.Marshal(map[string]string{"__type": "com.amazonaws.dynamodb.v20120810#" + errType, "message": message})
+	t.set(match, fault{400, string(b)})
+}
 
 // Throttle makes every call that match reports fail as throttled; nil stops failing.
 func (t *Tap) Throttle(match func(Call) bool) { t.set(match, throttled) }
@@ -157,6 +162,17 @@ func (t *Tap) Calls(op string) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.calls[op]
+}
+
+// Succeeded returns how many calls of the operations named succeeded.
+func (t *Tap) Succeeded(ops ...string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, op := range ops {
+		n += t.succeeded[op]
+	}
+	return n
 }
 
 // RoundTrip counts the call, then fails it or sends it on.
@@ -184,7 +200,16 @@ func (t *Tap) RoundTrip(r *http.Request) (*http.Response, error) {
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	return next.RoundTrip(r)
+	resp, err := next.RoundTrip(r)
+	if err == nil && resp.StatusCode == http.StatusOK {
+		t.mu.Lock()
+		if t.succeeded == nil {
+			t.succeeded = map[string]int{}
+		}
+		t.succeeded[c.Op]++
+		t.mu.Unlock()
+	}
+	return resp, err
 }
 
 // Writer seeds items fast: puts are sent in BatchWriteItem calls of 25, the API's maximum,

@@ -1,0 +1,181 @@
+// Package testworld gives tests the system as template.yaml wires it: every function built by
+// its constructor, on the embedded DynamoDB (or moto: DYNAMODB_BACKEND=moto), with each
+// function's AWS calls held to its IAM role and a Tap on them to count calls and inject
+// faults, a settable clock, and the logs. It is the local stack, not serving HTTP.
+package testworld
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/opentrace/service-accounts/pkg/dynamo"
+	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
+	"github.com/opentrace/service-accounts/pkg/iam"
+	"github.com/opentrace/service-accounts/pkg/local"
+	"github.com/opentrace/service-accounts/pkg/secrets"
+	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+	"github.com/opentrace/service-accounts/pkg/template"
+	"github.com/opentrace/service-accounts/pkg/token"
+	"github.com/opentrace/service-accounts/pkg/wire"
+)
+
+// Template is the path of the project's template.yaml.
+var Template = func() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "template.yaml")
+}()
+
+// World is the wired system of one test. Its clock stands still at the time it was built
+// until the test moves it.
+type World struct {
+	*local.Stack
+	Clock *Clock
+	Tap   *dynamotest.Tap // every function's AWS calls, after the IAM check
+	Logs  *Buffer         // the stack's and the functions' log lines
+	Ctx   context.Context
+	app   *wire.App
+}
+
+// New builds the system with the given template parameters (as PARAMETER_OVERRIDES would set
+// them), on a table of its own, stopped when the test ends.
+func New(tb testing.TB, params map[string]string) *World {
+	tb.Helper()
+	w := &World{Clock: NewClock(time.Now().UTC().Truncate(time.Millisecond)), Tap: &dynamotest.Tap{}, Logs: &Buffer{}, Ctx: context.Background()}
+	opts := local.Options{
+		Template: Template, Params: params, Logs: w.Logs, Now: w.Clock.Now, RetryBackoff: time.Millisecond,
+		Transport: func(next http.RoundTripper) http.RoundTripper { w.Tap.Next = next; return w.Tap },
+	}
+	if os.Getenv("DYNAMODB_BACKEND") == dynamotest.Moto {
+		opts.DynamoDBEndpoint = os.Getenv("MOTO_URL")
+	}
+	s, err := local.New(w.Ctx, "http://127.0.0.1:0", opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = s.Close() })
+	w.Stack = s
+	return w
+}
+
+// App is the domain service, store and settings the management functions are built with,
+// on clients that bypass the IAM check: for setting up what a test then drives through the
+// functions.
+func (w *World) App(tb testing.TB) *wire.App {
+	tb.Helper()
+	if w.app == nil {
+		app, err := wire.NewApp(w.Ctx, w.AdminRuntime("CreateFunction"))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		w.app = app
+	}
+	return w.app
+}
+
+// FunctionClient is a DynamoDB client on db's table with the IAM role template.yaml gives
+// function: calls its role does not allow fail as AWS fails them. It is for unit tests that
+// build a function's parts themselves.
+func FunctionClient(tb testing.TB, function string, db *dynamotest.DB) *dynamodb.Client {
+	tb.Helper()
+	tpl, err := template.Load(Template)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	functions, err := tpl.Functions()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f, ok := functions[function]
+	if !ok {
+		tb.Fatalf("template.yaml has no function %s", function)
+	}
+	stream := "arn:aws:dynamodb:" + local.Region + ":" + local.AccountID + ":table/" + db.Table + "/stream/local"
+	secret := "arn:aws:secretsmanager:" + local.Region + ":" + local.AccountID + ":secret:pepper-AbCdEf"
+	role, err := iam.Build(tpl, f, local.Resolver(tpl, nil, db.Table, stream, secret), local.AccountID)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	env := &iam.Environment{Region: local.Region, Account: local.AccountID, PartitionKeys: map[string]string{db.Table: "pk"}}
+	return dynamotest.NewClient(db.URL, &iam.Transport{Role: role, Env: env, Next: db.Tap})
+}
+
+// Clock is a settable clock, safe for concurrent use.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a clock stopped at now.
+func NewClock(now time.Time) *Clock { return &Clock{now: now} }
+
+// Now tells the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Set moves the clock to t.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// Buffer collects log lines from concurrent writers.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// Pepper is the pepper Service hashes tokens with, unless a test gives its own.
+var Pepper = token.Pepper{Version: "1", Key: []byte(strings.Repeat("p", 48))}
+
+// Service is the domain service on db's table, with full access, hashing with pepper: for
+// setting up what a test then drives through a function, and for the domain's own tests.
+func Service(tb testing.TB, db *dynamotest.DB, pepper token.Pepper, opts ...sa.Option) *sa.Service {
+	tb.Helper()
+	src, err := secrets.NewStatic(pepper, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	kr, err := src.Keyring(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	store, err := dynamo.New(db.Client, db.Table, kr.CursorKey())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return sa.NewService(store, secrets.Peppers{Source: src}, opts...)
+}

@@ -53,11 +53,15 @@ const (
 )
 
 func newAWS(ctx context.Context, tpl *template.Template, tableID string, opts Options, log *slog.Logger) (*AWS, error) {
-	def, err := tpl.Table(tableID, TableName)
+	table := opts.TableName
+	if table == "" {
+		table = TableName
+	}
+	def, err := tpl.Table(tableID, table)
 	if err != nil {
 		return nil, err
 	}
-	a := &AWS{table: TableName, endpoints: map[string]string{}, region: Region,
+	a := &AWS{table: table, endpoints: map[string]string{}, region: Region,
 		credentials: credentials.NewStaticCredentialsProvider("local", "local", "")}
 	for _, k := range def.Input.KeySchema {
 		a.keys = append(a.keys, aws.ToString(k.AttributeName))
@@ -68,13 +72,16 @@ func newAWS(ctx context.Context, tpl *template.Template, tableID string, opts Op
 		if def.Input.StreamSpecification != nil {
 			view = string(def.Input.StreamSpecification.StreamViewType)
 		}
-		a.Stream = NewStream(dynamolocal.New(), TableName, a.keys, view, opts.Shards, time.Now)
+		a.Stream = NewStream(dynamolocal.New(), table, a.keys, view, opts.Shards, time.Now)
 		hosts[dynamoDBHost] = a.Stream
 		a.endpoints["dynamodb"] = "http://" + dynamoDBHost
 	} else {
-		// Another DynamoDB (moto, LocalStack, AWS): its credentials and region are the usual.
+		// Another DynamoDB (moto, LocalStack, AWS): its credentials and region are the usual
+		// variables'; an emulator takes any credentials.
 		a.endpoints["dynamodb"] = opts.DynamoDBEndpoint
-		a.credentials = credentials.NewStaticCredentialsProvider(os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN"))
+		if id := os.Getenv("AWS_ACCESS_KEY_ID"); id != "" {
+			a.credentials = credentials.NewStaticCredentialsProvider(id, os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN"))
+		}
 		for _, v := range []string{"AWS_REGION", "AWS_DEFAULT_REGION"} {
 			if r := os.Getenv(v); r != "" {
 				a.region = r
@@ -99,7 +106,7 @@ func newAWS(ctx context.Context, tpl *template.Template, tableID string, opts Op
 	}
 	a.pepperARN = a.secrets.Put(PepperSecretName, string(raw))
 	a.env = &iam.Environment{Region: Region, Account: AccountID,
-		PartitionKeys: map[string]string{TableName: a.keys[0]}, Secrets: a.secrets.ARNs()}
+		PartitionKeys: map[string]string{table: a.keys[0]}, Secrets: a.secrets.ARNs()}
 	return a, nil
 }
 

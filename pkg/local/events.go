@@ -76,8 +76,7 @@ func (s *Stack) wireStream(ctx context.Context, f template.Function, e template.
 	}
 	sub := newSubscription(ctx, cfg, handler, log, time.Now, 4)
 	s.subs[f.LogicalID] = sub
-	go s.AWS.pollStream(ctx, sub, rt.AWS, s.opts.DynamoDBStreamsEndpoint, log)
-	return nil
+	return s.AWS.pollStream(ctx, sub, rt.AWS, s.opts.DynamoDBStreamsEndpoint, log)
 }
 
 // rateExpr is the schedule syntax the local stack runs: rate(N unit).

@@ -3,10 +3,12 @@ package local_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -35,6 +37,20 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
+// onMoto points a stack at the moto server at MOTO_URL, on a table of its own, when the tests
+// run with DYNAMODB_BACKEND=moto (`make test` runs the end-to-end seed flow that way too).
+func onMoto(t testing.TB, o *local.Options) {
+	t.Helper()
+	if os.Getenv("DYNAMODB_BACKEND") != "moto" {
+		return
+	}
+	o.DynamoDBEndpoint = os.Getenv("MOTO_URL")
+	if o.DynamoDBEndpoint == "" {
+		t.Fatal("DYNAMODB_BACKEND=moto needs MOTO_URL, the moto server's endpoint")
+	}
+	o.TableName = "service-accounts-" + strings.ToLower(rand.Text()[:10])
+}
+
 // startStack serves template.yaml on a free loopback port until the test ends, with the
 // options set as opts says.
 func startStack(t testing.TB, opts ...func(*local.Options)) (*local.Stack, *logBuffer) {
@@ -45,6 +61,7 @@ func startStack(t testing.TB, opts ...func(*local.Options)) (*local.Stack, *logB
 	}
 	logs := &logBuffer{}
 	o := local.Options{Template: "../../template.yaml", Logs: logs, RetryBackoff: time.Millisecond}
+	onMoto(t, &o)
 	for _, set := range opts {
 		set(&o)
 	}

@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"reflect"
@@ -36,26 +37,35 @@ const (
 // committed and then nothing more. Records of a MODIFY that changed nothing are dropped, since
 // DynamoDB writes none (moto does), and creation times are rounded down to the second, as
 // DynamoDB rounds them.
-func (a *AWS) pollStream(ctx context.Context, sub *Subscription, clients wire.AWS, endpoint string, log *slog.Logger) {
+func (a *AWS) pollStream(ctx context.Context, sub *Subscription, clients wire.AWS, endpoint string, log *slog.Logger) error {
 	if endpoint == "" {
 		endpoint = a.endpoints["dynamodb"]
 	}
 	client := dynamodbstreams.New(dynamodbstreams.Options{Region: clients.Region, Credentials: clients.Credentials,
 		HTTPClient: clients.HTTPClient, BaseEndpoint: aws.String(endpoint)})
 	p := &poller{client: client, stream: a.streamARN, sub: sub, log: log, shards: map[string]*shard{}}
-	latest := sub.cfg.StartingPosition != "TRIM_HORIZON"
-	var described time.Time
+	// Where the stream ends is taken before the stack serves, as a mapping starts at LATEST
+	// when it is created: nothing written after the start is skipped.
+	if err := p.describe(ctx, sub.cfg.StartingPosition != "TRIM_HORIZON"); err != nil {
+		return fmt.Errorf("read the stream %s: %w", a.streamARN, err)
+	}
+	go p.run(ctx)
+	return nil
+}
+
+func (p *poller) run(ctx context.Context) {
+	described := time.Now()
 	for ctx.Err() == nil {
 		if time.Since(described) > describeInterval {
-			if err := p.describe(ctx, latest && described.IsZero()); err != nil {
-				log.Warn("describe stream", slog.String("error", err.Error()))
+			if err := p.describe(ctx, false); err != nil {
+				p.log.Warn("describe stream", slog.String("error", err.Error()))
 			} else {
 				described = time.Now()
 			}
 		}
 		for _, sh := range p.order() {
 			if err := p.read(ctx, sh); err != nil && ctx.Err() == nil {
-				log.Warn("read stream shard", slog.String("shard", sh.id), slog.String("error", err.Error()))
+				p.log.Warn("read stream shard", slog.String("shard", sh.id), slog.String("error", err.Error()))
 			}
 		}
 		select {

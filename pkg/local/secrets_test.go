@@ -311,7 +311,7 @@ func TestSecretsFailClosed(t *testing.T) {
 			if tokenLike.MatchString(r.raw) {
 				t.Errorf("a token was issued while the store is down: the credential may not be stored")
 			}
-			for _, internal := range []string{"dynamodb", "DynamoDB", "InternalServerError", local.TableName, "TOKENHASH", "ORG#"} {
+			for _, internal := range []string{"dynamodb", "DynamoDB", "InternalServerError", s.Table, "TOKENHASH", "ORG#"} {
 				if strings.Contains(r.raw, internal) {
 					t.Errorf("the 5xx body shows internals (%q): %s", internal, r.raw)
 				}
@@ -381,7 +381,7 @@ func tokenHashes(t *testing.T, s *local.Stack) []string {
 			hashes = append(hashes, h)
 		}
 	}
-	p := dynamodb.NewScanPaginator(s.DB, &dynamodb.ScanInput{TableName: aws.String(local.TableName)})
+	p := dynamodb.NewScanPaginator(s.DB, &dynamodb.ScanInput{TableName: aws.String(s.Table)})
 	for p.HasMorePages() {
 		out, err := p.NextPage(context.Background())
 		if err != nil {

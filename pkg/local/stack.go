@@ -40,6 +40,7 @@ type Options struct {
 	// DynamoDBEndpoint runs the stack on that DynamoDB instead of the embedded one, its stream
 	// read through the Streams API at DynamoDBStreamsEndpoint (default the same endpoint).
 	DynamoDBEndpoint, DynamoDBStreamsEndpoint string
+	TableName                                 string           // default TableName
 	Shards                                    int              // embedded stream shards; default 4
 	Now                                       func() time.Time // the functions' clock; default time.Now
 	// RetryBackoff caps the back-off of the functions' SDK retries (as many as the SDK's

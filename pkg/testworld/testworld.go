@@ -7,6 +7,7 @@ package testworld
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -57,6 +58,7 @@ func New(tb testing.TB, params map[string]string) *World {
 	}
 	if os.Getenv("DYNAMODB_BACKEND") == dynamotest.Moto {
 		opts.DynamoDBEndpoint = os.Getenv("MOTO_URL")
+		opts.TableName = "service-accounts-" + strings.ToLower(rand.Text()[:10])
 	}
 	s, err := local.New(w.Ctx, "http://127.0.0.1:0", opts)
 	if err != nil {

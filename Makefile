@@ -12,7 +12,7 @@ FUNCTIONS := $(notdir $(patsubst %/,%,$(wildcard functions/*/)))
 LAMBDA_ENV := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags='-s -w'
 
-.PHONY: all run test unit fuzz-smoke fuzz bench lint build tools clean validate sam-build deploy template-check python-tools
+.PHONY: all run test unit moto-test fuzz-smoke fuzz bench lint build tools clean validate sam-build deploy template-check python-tools
 
 all: lint test build
 
@@ -20,11 +20,26 @@ all: lint test build
 run:
 	$(GO) run ./infra/local -template template.yaml
 
-## test: lint, then every test with the race detector, then a short run of each fuzzer.
-test: lint unit fuzz-smoke template-check
+## test: lint, then every test with the race detector (and the DynamoDB ones again on moto
+## server), then a short run of each fuzzer, then the template checks.
+test: lint unit moto-test fuzz-smoke template-check
 
 unit: $(BIN)/aws-lambda-rie python-tools
-	AWS_LAMBDA_RIE=$(BIN)/aws-lambda-rie SCHEMATHESIS=$(VENV)/bin/schemathesis $(GO) test -race -count=1 -timeout 20m ./...
+	AWS_LAMBDA_RIE=$(BIN)/aws-lambda-rie SCHEMATHESIS=$(VENV)/bin/schemathesis VENV_PYTHON=$(VENV)/bin/python \
+		$(GO) test -race -count=1 -timeout 20m ./...
+
+# A second DynamoDB: the store's, the usage and the audit tests, the end-to-end seed flow and
+# `make run` itself, on moto server (started here on a free port, stopped after).
+MOTO_PACKAGES := ./pkg/dynamo/... ./pkg/usage ./pkg/audit
+moto-test: python-tools
+	@port=$$($(VENV)/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	$(VENV)/bin/moto_server -H 127.0.0.1 -p $$port > $(CURDIR)/.moto.log 2>&1 & pid=$$!; \
+	trap "kill $$pid" EXIT; \
+	for i in $$(seq 200); do $(VENV)/bin/python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$$port/')" 2>/dev/null && break; sleep 0.1; done; \
+	echo "moto server $(MOTO_VERSION) on 127.0.0.1:$$port"; \
+	export DYNAMODB_BACKEND=moto MOTO_URL=http://127.0.0.1:$$port; \
+	$(GO) test -race -count=1 -timeout 10m $(MOTO_PACKAGES); \
+	$(GO) test -race -count=1 -timeout 10m -run '^(TestSeedFlow|TestMakeRunOnMoto)$$' ./pkg/local
 
 # Each fuzz target runs briefly in `make test`, longer under `make fuzz`.
 FUZZ_TARGETS := ./pkg/token:FuzzParse ./pkg/authorizer:FuzzParseBearer ./pkg/authorizer:FuzzAuthorizer \
@@ -85,12 +100,13 @@ export SAM_CLI_TELEMETRY := 0
 REGION ?= us-east-1
 
 SCHEMATHESIS_VERSION := 4.32.5
-PY_TOOLS_STAMP := $(VENV)/.installed-$(SAM_CLI_VERSION)-$(CFN_LINT_VERSION)-$(SCHEMATHESIS_VERSION)
+MOTO_VERSION := 5.2.5
+PY_TOOLS_STAMP := $(VENV)/.installed-$(SAM_CLI_VERSION)-$(CFN_LINT_VERSION)-$(SCHEMATHESIS_VERSION)-$(MOTO_VERSION)
 
 $(PY_TOOLS_STAMP):
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION) \
-		cfn-lint==$(CFN_LINT_VERSION) schemathesis==$(SCHEMATHESIS_VERSION)
+		cfn-lint==$(CFN_LINT_VERSION) schemathesis==$(SCHEMATHESIS_VERSION) 'moto[server]==$(MOTO_VERSION)'
 	touch $@
 
 python-tools: $(PY_TOOLS_STAMP)

@@ -2,12 +2,14 @@ package dynamo_test
 
 import (
 	"context"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/opentrace/service-accounts/pkg/dynamo"
 	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
@@ -138,5 +140,69 @@ func TestCorruptCredentialIsInternal(t *testing.T) {
 				t.Fatalf("err = %v, want EINTERNAL", err)
 			}
 		})
+	}
+}
+
+// TestDeleteFansOutInPages: an account of 100 tokens (twice what one transaction could
+// delete) is deleted with every credential and all its metadata, in pages none of which
+// exceeds DynamoDB's 100 items, and its one event counts the tokens; a second delete of the
+// gone account is ENOTFOUND.
+func TestDeleteFansOutInPages(t *testing.T) {
+	ctx := context.Background()
+	store, db := newStore(t)
+	if err := store.CreateServiceAccount(ctx, account("org_a", "sa_1", "big"), "big", 10); err != nil {
+		t.Fatal(err)
+	}
+	created := time.UnixMilli(1_700_000_000_000).UTC()
+	const n = 100
+	for i := range n {
+		id := fmt.Sprintf("tok_%03d", i)
+		tok := sa.Token{ID: id, OrgID: "org_a", ServiceAccountID: "sa_1", CreatedAt: created, Hash: "h" + id, PepperVersion: "1"}
+		if err := store.CreateToken(ctx, tok, sa.Credential{OrgID: "org_a", ServiceAccountID: "sa_1", TokenID: id}, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.CloseToken(ctx, "org_a", "sa_1", "tok_000", "u", created, true); err != nil {
+		t.Fatal(err)
+	}
+	before := db.Tap.Calls("TransactWriteItems")
+	if err := store.DeleteServiceAccount(ctx, "org_a", "sa_1", "u", created.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// One transaction takes the lock, three pages of at most 49 tokens follow, one ends it.
+	if got := db.Tap.Calls("TransactWriteItems") - before; got != 5 {
+		t.Errorf("%d transactions, want 5", got)
+	}
+	for i := range n {
+		if _, err := store.LookupToken(ctx, fmt.Sprintf("htok_%03d", i)); sa.ErrorCode(err) != sa.ENOTFOUND {
+			t.Fatalf("credential %d survived the delete: %v", i, err)
+		}
+	}
+	out, err := db.Client.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(db.Table)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := 0
+	for _, it := range out.Items {
+		switch sk := it["sk"].(*types.AttributeValueMemberS).Value; {
+		case strings.HasPrefix(sk, "EVENT#"):
+			if it["action"].(*types.AttributeValueMemberS).Value != "service_account.deleted" {
+				continue
+			}
+			deleted++
+			detail := it["detail"].(*types.AttributeValueMemberM).Value
+			if detail["tokens"].(*types.AttributeValueMemberN).Value != fmt.Sprint(n-1) {
+				t.Errorf("the event counts %v tokens, want %d open ones", detail["tokens"], n-1)
+			}
+		case sk == "ORG":
+		default:
+			t.Errorf("left behind: %s", sk)
+		}
+	}
+	if deleted != 1 {
+		t.Errorf("%d service_account.deleted events, want 1", deleted)
+	}
+	if err := store.DeleteServiceAccount(ctx, "org_a", "sa_1", "u", created.Add(2*time.Hour)); sa.ErrorCode(err) != sa.ENOTFOUND {
+		t.Fatalf("second delete: %v, want ENOTFOUND", err)
 	}
 }

@@ -6,14 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 	"github.com/truora/minidyn/server"
-
-	"github.com/opentrace/service-accounts/pkg/ddbexpr"
 )
 
 // idempotencyWindow is how long DynamoDB remembers a transaction's ClientRequestToken.
@@ -57,15 +57,44 @@ func (s *Server) transactWrite(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The transaction is applied item by item under the write lock, so no other request sees
+	// it in part, and undone if any item fails: minidyn's own transactions copy the whole
+	// table each time, which makes a table of thousands of items crawl.
 	befores := make([]item, len(targets))
 	for i, tg := range targets {
 		befores[i] = s.get(ctx, tg.name, tg.key)
 	}
-	if _, err := s.engine.TransactWriteItems(ctx, in); err != nil {
-		if isType[*ddbtypes.TransactionCanceledException](err) {
-			return nil, s.cancellation(ctx, targets, err)
+	reasons := make([]reason, len(targets))
+	codes := make([]string, len(targets))
+	failed := false
+	for i, ti := range in.TransactItems {
+		reasons[i], codes[i] = reason{Code: "None"}, "None"
+		err := s.apply(ctx, ti, targets[i])
+		if ti.ConditionCheck != nil {
+			s.restore(ctx, targets[i].t, targets[i].name, targets[i].key, befores[i]) // a check changes nothing
 		}
-		return nil, err
+		var ccf *ddbtypes.ConditionalCheckFailedException
+		switch {
+		case err == nil:
+			continue
+		case errors.As(err, &ccf):
+			reasons[i] = reason{Code: "ConditionalCheckFailed", Message: "The conditional request failed"}
+			if targets[i].rv == ddbtypes.ReturnValuesOnConditionCheckFailureAllOld && befores[i] != nil {
+				reasons[i].Item = wireItem(befores[i])
+			}
+		default:
+			reasons[i] = reason{Code: "ValidationError", Message: apiMessage(err)}
+		}
+		codes[i], failed = reasons[i].Code, true
+	}
+	undo := func() {
+		for j, tg := range targets {
+			s.restore(ctx, tg.t, tg.name, tg.key, befores[j])
+		}
+	}
+	if failed {
+		undo()
+		return nil, cancelled(reasons, codes)
 	}
 	for i, tg := range targets {
 		if tg.update == nil {
@@ -73,14 +102,7 @@ func (s *Server) transactWrite(ctx context.Context, body []byte) (any, error) {
 		}
 		after := s.fixRemove(ctx, tg.name, s.get(ctx, tg.name, tg.key), aws.ToString(tg.update.UpdateExpression), tg.names)
 		if itemSize(after) > MaxItemBytes {
-			for j, other := range targets {
-				s.restore(ctx, other.t, other.name, other.key, befores[j])
-			}
-			reasons := make([]reason, len(targets))
-			codes := make([]string, len(targets))
-			for j := range targets {
-				reasons[j], codes[j] = reason{Code: "None"}, "None"
-			}
+			undo()
 			reasons[i] = reason{Code: "ValidationError", Message: "Item size to update has exceeded the maximum allowed size"}
 			codes[i] = "ValidationError"
 			return nil, cancelled(reasons, codes)
@@ -155,46 +177,47 @@ func (s *Server) targets(in *server.TransactWriteItemsInput) ([]target, error) {
 	return targets, nil
 }
 
-// cancellation rebuilds a cancelled transaction's reasons as DynamoDB reports them: the
-// outcome of every item, in order (minidyn reports only the first failing one). minidyn has
-// rolled the transaction back, so each item's condition is checked again on its own.
-func (s *Server) cancellation(ctx context.Context, targets []target, original error) error {
-	reasons := make([]reason, len(targets))
-	codes := make([]string, len(targets))
-	failed := false
-	for i, tg := range targets {
-		reasons[i], codes[i] = reason{Code: "None"}, "None"
-		if tg.cond == nil || *tg.cond == "" {
-			continue
-		}
-		names, values := ddbexpr.Placeholders(*tg.cond)
-		check := &server.ConditionCheck{TableName: tg.name, Key: tg.key, ConditionExpression: tg.cond, ReturnValuesOnConditionCheckFailure: tg.rv}
-		for _, n := range names {
-			if check.ExpressionAttributeNames == nil {
-				check.ExpressionAttributeNames = map[string]string{}
-			}
-			check.ExpressionAttributeNames[n] = tg.names[n]
-		}
-		for _, v := range values {
-			if check.ExpressionAttributeValues == nil {
-				check.ExpressionAttributeValues = item{}
-			}
-			check.ExpressionAttributeValues[v] = tg.values[v]
-		}
-		_, err := s.engine.TransactWriteItems(ctx, &server.TransactWriteItemsInput{TransactItems: []server.TransactWriteItem{{ConditionCheck: check}}})
-		if tce, ok := errors.AsType[*ddbtypes.TransactionCanceledException](err); ok {
-			reasons[i] = reason{Code: "ConditionalCheckFailed", Message: "The conditional request failed"}
-			if len(tce.CancellationReasons) == 1 {
-				reasons[i].Item = wireSDKItem(tce.CancellationReasons[0].Item)
-			}
-			codes[i] = "ConditionalCheckFailed"
-			failed = true
-		}
+// apply runs one item of a transaction on its own, with its condition.
+func (s *Server) apply(ctx context.Context, ti server.TransactWriteItem, tg target) error {
+	switch {
+	case ti.Put != nil:
+		p := ti.Put
+		_, err := s.engine.PutItem(ctx, &server.PutItemInput{TableName: p.TableName, Item: p.Item, ConditionExpression: p.ConditionExpression,
+			ExpressionAttributeNames: p.ExpressionAttributeNames, ExpressionAttributeValues: p.ExpressionAttributeValues})
+		return err
+	case ti.Update != nil:
+		u := ti.Update
+		_, err := s.engine.UpdateItem(ctx, &server.UpdateItemInput{TableName: u.TableName, Key: u.Key, UpdateExpression: u.UpdateExpression,
+			ConditionExpression: u.ConditionExpression, ExpressionAttributeNames: u.ExpressionAttributeNames, ExpressionAttributeValues: u.ExpressionAttributeValues})
+		return err
+	case ti.Delete != nil:
+		d := ti.Delete
+		_, err := s.engine.DeleteItem(ctx, &server.DeleteItemInput{TableName: d.TableName, Key: d.Key, ConditionExpression: d.ConditionExpression,
+			ExpressionAttributeNames: d.ExpressionAttributeNames, ExpressionAttributeValues: d.ExpressionAttributeValues})
+		return err
 	}
-	if !failed {
-		return original // cancelled for another reason than a condition: minidyn's own answer
+	// A condition check: an update under the condition, undone by the caller.
+	c := ti.ConditionCheck
+	names, values := maps.Clone(c.ExpressionAttributeNames), maps.Clone(c.ExpressionAttributeValues)
+	if names == nil {
+		names = map[string]string{}
 	}
-	return cancelled(reasons, codes)
+	if values == nil {
+		values = item{}
+	}
+	names["#__check"], values[":__check"] = "__check", &server.AttributeValue{NULL: aws.Bool(true)}
+	_, err := s.engine.UpdateItem(ctx, &server.UpdateItemInput{TableName: c.TableName, Key: c.Key, UpdateExpression: aws.String("SET #__check = :__check"),
+		ConditionExpression: c.ConditionExpression, ExpressionAttributeNames: names, ExpressionAttributeValues: values})
+	return err
+}
+
+// apiMessage is the message of an error as DynamoDB would word it.
+func apiMessage(err error) string {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		return api.ErrorMessage()
+	}
+	return err.Error()
 }
 
 func cancelled(reasons []reason, codes []string) *apiError {

@@ -122,7 +122,13 @@ func (r response) want(t testing.TB, status int) response {
 
 func devToken(t testing.TB, s *local.Stack, org, role, user string) string {
 	t.Helper()
-	r := call(t, "POST", s.URL+"/local/dev-token", "", map[string]string{"org": org, "role": role, "user": user}).want(t, 200)
+	return devTokenAt(t, s.URL, org, role, user)
+}
+
+// devTokenAt mints a dashboard user's JWT from the local stack serving at url.
+func devTokenAt(t testing.TB, url, org, role, user string) string {
+	t.Helper()
+	r := call(t, "POST", url+"/local/dev-token", "", map[string]string{"org": org, "role": role, "user": user}).want(t, 200)
 	return r.body["token"].(string)
 }
 

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/opentrace/service-accounts/pkg/local"
 )
 
 // loadDuration is how long TestConcurrentLoad runs: 30 s in `make test`; LOAD_DURATION (a Go
@@ -33,11 +35,14 @@ type loadToken struct {
 }
 
 // TestConcurrentLoad: 20 clients generate, revoke, delete and authorize on shared accounts
-// for a bounded time, on loopback only. No token ever authorizes in a request that started
-// after its revoke or delete returned, no request gets a 5xx, and at the end every account's
-// stored active-token counter equals its true number of active tokens.
+// of up to 200 tokens, for a bounded time, on loopback only. The accounts start full, so their
+// deletes fan out over several pages while tokens are generated and revoked. No token ever
+// authorizes in a request that started after its revoke or delete returned, no request gets a
+// 5xx, and at the end every account's stored active-token counter equals its true number of
+// active tokens.
 func TestConcurrentLoad(t *testing.T) {
-	s, logs := startStack(t)
+	const maxTokens = 200
+	s, logs := startStack(t, func(o *local.Options) { o.Params = map[string]string{"MaxActiveTokens": fmt.Sprint(maxTokens)} })
 	defer func() {
 		if t.Failed() {
 			for _, l := range strings.Split(logs.String(), "\n") {
@@ -79,6 +84,29 @@ func TestConcurrentLoad(t *testing.T) {
 	for range accounts {
 		create()
 	}
+	// Fill every account to the cap, so that deletes have pages of tokens to go through.
+	var fill sync.WaitGroup
+	for c := range clients {
+		fill.Go(func() {
+			for i := c; i < accounts*maxTokens; i += clients {
+				mu.Lock()
+				saID := acctIDs[i%accounts]
+				mu.Unlock()
+				r := call(t, "POST", api+"/"+saID+"/tokens", admin, nil)
+				if r.status != 201 {
+					fail("fill: %d %s", r.status, r.raw)
+					return
+				}
+				ts := &loadToken{secret: r.body["token"].(string), id: r.body["id"].(string), saID: saID}
+				mu.Lock()
+				live[saID] = append(live[saID], ts)
+				all = append(all, ts)
+				mu.Unlock()
+			}
+		})
+	}
+	fill.Wait()
+	var largestDeleted atomic.Int64 // the most tokens an account held when a delete of it returned
 	pick := func(rng *rand.Rand) (string, []*loadToken, bool) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -131,13 +159,16 @@ func TestConcurrentLoad(t *testing.T) {
 					default:
 						fail("revoke: %d %s", r.status, r.raw)
 					}
-				case op < 48: // delete the account, and replace it
+				case op < 46: // delete the account, and replace it
 					r := call(t, "DELETE", api+"/"+saID, admin, nil)
 					ops["delete"].Add(1)
 					switch r.status {
 					case 204:
 						now := time.Now().UnixNano()
 						mu.Lock()
+						if n := int64(len(live[saID])); n > largestDeleted.Load() {
+							largestDeleted.Store(n)
+						}
 						for _, ts := range all {
 							if ts.saID == saID && ts.ended.CompareAndSwap(0, now) {
 								ts.how.Store("delete")
@@ -184,6 +215,10 @@ func TestConcurrentLoad(t *testing.T) {
 	for _, f := range failures {
 		t.Error(f)
 	}
+	if largestDeleted.Load() < maxTokens*3/4 {
+		t.Errorf("the largest account deleted held %d tokens; the test must delete accounts of close to %d", largestDeleted.Load(), maxTokens)
+	}
+	t.Logf("largest account deleted: %d tokens", largestDeleted.Load())
 
 	// Counters: the stored activeTokens of every account equals its true count of active tokens.
 	page := call(t, "GET", api+"?limit=100", admin, nil).want(t, 200).body["items"].([]any)

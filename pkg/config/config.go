@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
@@ -21,7 +22,19 @@ const (
 	EnvMaxTokenLifetime  = "MAX_TOKEN_LIFETIME_DAYS"
 	EnvLastUsedIntervalS = "LAST_USED_INTERVAL_SECONDS"
 	EnvLogLevel          = "LOG_LEVEL"
+	EnvAllowedOrigins    = "ALLOWED_ORIGINS" // comma-separated origins whose pages may call the API
 )
+
+// List splits a comma-separated setting, dropping blanks around and between its items.
+func List(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
 
 // Settings are a function's settings.
 type Settings struct {

@@ -186,6 +186,9 @@ func (s *Stack) build(ctx context.Context) error {
 	}
 	maps.Copy(params, s.opts.Params)
 	resolver := Resolver(s.tpl, params, s.AWS.table, s.AWS.streamARN, s.AWS.pepperARN)
+	if err := s.tpl.CheckRules(resolver); err != nil {
+		return err
+	}
 
 	apiID, err := s.single("AWS::Serverless::Api")
 	if err != nil {

@@ -9,11 +9,16 @@
 package mcpserver
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -47,12 +52,28 @@ type Identity struct {
 // whether the authorizer or this server refused it.
 const unauthorized = `{"message":"Unauthorized"}`
 
+// MaxBodyBytes bounds an MCP request: far more than any single JSON-RPC message of these
+// tools needs, and little enough that no request can make an invocation work for long.
+const MaxBodyBytes = 64 << 10
+
+// Options configure the endpoint.
+type Options struct {
+	// AllowedOrigins are the origins, besides the API's own, whose pages may call the
+	// endpoint from a browser.
+	AllowedOrigins []string
+}
+
 // Handler returns the MCP endpoint as an http.Handler, logging one line per request with log
-// (never a credential) and reporting version to clients. Requests whose context carries no
-// caller (see apigw.CallerFromContext) are refused with 401 before the MCP layer sees them:
-// the server is only ever meant to run behind the API's authorizer, and if it is mounted
-// without one it must fail closed.
-func Handler(log *slog.Logger, version string) http.Handler {
+// (never a credential) and reporting version to clients. Before the MCP layer sees a request:
+//   - one whose context carries no caller (see apigw.CallerFromContext) is refused with 401:
+//     the server is only ever meant to run behind the API's authorizer, and if it is mounted
+//     without one it must fail closed;
+//   - one from a foreign Origin is refused with 403, as the MCP specification requires of
+//     servers against DNS rebinding (no Origin is fine: MCP clients are not browsers);
+//   - a body over MaxBodyBytes is refused with 413;
+//   - a JSON-RPC batch is refused with 400 and one error (-32600, id null), with nothing in it
+//     executed: the SDK would execute every call of a batch of thousands in one invocation.
+func Handler(log *slog.Logger, version string, opts Options) http.Handler {
 	// One server for every request: its tools are fixed, and in stateless mode the SDK gives
 	// each HTTP request its own session whose context carries that request's values, so the
 	// whoami tool reads the caller of the very request it answers.
@@ -73,7 +94,11 @@ func Handler(log *slog.Logger, version string) http.Handler {
 			return
 		}
 		sw := &statusWriter{ResponseWriter: w}
-		streamable.ServeHTTP(sw, r)
+		if refused := refuse(r, opts); refused != nil {
+			writeRPCError(sw, refused.status, refused.message)
+		} else {
+			streamable.ServeHTTP(sw, r)
+		}
 		level := slog.LevelInfo
 		if sw.status >= 500 {
 			level = slog.LevelError
@@ -87,6 +112,53 @@ func Handler(log *slog.Logger, version string) http.Handler {
 			slog.Int64("durationMs", time.Since(start).Milliseconds()),
 		)
 	})
+}
+
+type refusal struct {
+	status  int
+	message string
+}
+
+// refuse checks a request's origin, size and shape before the SDK reads it, leaving the body
+// as it was for the SDK.
+func refuse(r *http.Request, opts Options) *refusal {
+	if origin := r.Header.Get("Origin"); origin != "" && !allowedOrigin(r, origin, opts.AllowedOrigins) {
+		return &refusal{http.StatusForbidden, "Forbidden: requests from origin " + strconv.Quote(origin) + " are not accepted."}
+	}
+	if r.Body == nil {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	if err != nil {
+		return &refusal{http.StatusBadRequest, "The request body could not be read."}
+	}
+	if len(body) > MaxBodyBytes {
+		return &refusal{http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than %d bytes.", MaxBodyBytes)}
+	}
+	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '[' {
+		return &refusal{http.StatusBadRequest, "JSON-RPC batches are not supported: send one message per request."}
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return nil
+}
+
+// allowedOrigin reports whether origin is the API's own (the scheme and host the request came
+// to) or one of allowed.
+func allowedOrigin(r *http.Request, origin string, allowed []string) bool {
+	scheme := r.Header.Get("X-Forwarded-Proto")
+	if scheme == "" {
+		scheme = "https"
+	}
+	return origin == scheme+"://"+r.Host || slices.Contains(allowed, origin)
+}
+
+// writeRPCError answers with one JSON-RPC error that answers no request (id null): Invalid
+// Request, the code JSON-RPC gives a message the server will not process.
+func writeRPCError(w http.ResponseWriter, status int, message string) {
+	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": nil, "error": map[string]any{"code": -32600, "message": message}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
 }
 
 func newServer(version string) *mcp.Server {

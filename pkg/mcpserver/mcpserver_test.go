@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -68,7 +69,7 @@ func (b *logBuffer) String() string {
 // become proxy events, whose responses are written back to the client.
 func startGateway(t *testing.T, logs io.Writer) *httptest.Server {
 	t.Helper()
-	lambdaHandler := apigw.HTTPHandler(mcpserver.Handler(slog.New(slog.NewJSONHandler(logs, nil)), "test"))
+	lambdaHandler := apigw.HTTPHandler(mcpserver.Handler(slog.New(slog.NewJSONHandler(logs, nil)), "test", mcpserver.Options{AllowedOrigins: []string{"https://app.opentrace.ai"}}))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		c, ok := callers[bearer]
@@ -258,7 +259,7 @@ func loadEvent(t *testing.T, name string) events.APIGatewayProxyRequest {
 // TestInitializeFixture invokes the Lambda handler with events/mcp.json, as
 // `sam local invoke` would, and expects the JSON-RPC answer to initialize.
 func TestInitializeFixture(t *testing.T) {
-	h := apigw.HTTPHandler(mcpserver.Handler(slog.New(slog.NewJSONHandler(io.Discard, nil)), "test"))
+	h := apigw.HTTPHandler(mcpserver.Handler(slog.New(slog.NewJSONHandler(io.Discard, nil)), "test", mcpserver.Options{}))
 	resp, err := h(context.Background(), loadEvent(t, "mcp"))
 	if err != nil {
 		t.Fatal(err)
@@ -305,7 +306,7 @@ func TestRefusesWithoutCaller(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			h := mcpserver.Handler(slog.New(slog.NewJSONHandler(&logs, nil)), "test")
+			h := mcpserver.Handler(slog.New(slog.NewJSONHandler(&logs, nil)), "test", mcpserver.Options{})
 			r := httptest.NewRequest(tc.method, "https://api.example.test"+apigw.RouteMCP, strings.NewReader(tc.body))
 			r.Header.Set("Content-Type", "application/json")
 			r.Header.Set("Accept", "application/json, text/event-stream")
@@ -319,5 +320,108 @@ func TestRefusesWithoutCaller(t *testing.T) {
 				t.Errorf("a request without a caller was not logged as an error: %s", logs.String())
 			}
 		})
+	}
+}
+
+// rawPost sends body to the gateway's MCP endpoint with a token and extra headers, as an
+// attacker with a valid token (or a web page) could.
+func rawPost(t *testing.T, url string, body []byte, headers map[string]string) (int, map[string]any, string) {
+	t.Helper()
+	req, err := http.NewRequest("POST", url+apigw.RouteMCP, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+saToken)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	return resp.StatusCode, out, string(raw)
+}
+
+// wantRPCRefusal checks a refusal: the status, and one JSON-RPC error that answers no request.
+func wantRPCRefusal(t *testing.T, status, want int, body map[string]any, raw string) {
+	t.Helper()
+	rpcErr, _ := body["error"].(map[string]any)
+	if status != want || body["jsonrpc"] != "2.0" || body["id"] != nil || rpcErr["code"] != float64(-32600) {
+		t.Fatalf("status %d %s, want %d with one JSON-RPC error -32600 and id null", status, raw, want)
+	}
+}
+
+// TestRefusesBatches: a JSON-RPC batch is refused whole, before anything in it runs, whatever
+// protocol version the client claims (without one the SDK would execute every call).
+func TestRefusesBatches(t *testing.T) {
+	srv := startGateway(t, io.Discard)
+	var calls []string
+	for i := range 500 {
+		calls = append(calls, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/list"}`, i))
+	}
+	batch := []byte(" \n[" + strings.Join(calls, ",") + "]")
+	for _, pv := range []string{"", "2025-03-26", "2025-06-18"} {
+		headers := map[string]string{}
+		if pv != "" {
+			headers["MCP-Protocol-Version"] = pv
+		}
+		status, body, raw := rawPost(t, srv.URL, batch, headers)
+		wantRPCRefusal(t, status, 400, body, raw)
+		if strings.Contains(raw, "whoami") || strings.Contains(raw, `"result"`) {
+			t.Fatalf("part of the batch ran: %s", raw)
+		}
+	}
+	// One message is served as before.
+	status, body, raw := rawPost(t, srv.URL, []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`), nil)
+	if status != 200 || body["result"] == nil {
+		t.Fatalf("a single message: %d %s", status, raw)
+	}
+}
+
+// TestRefusesLargeBodies: an MCP request over 64 KiB is refused with 413 before the SDK reads it.
+func TestRefusesLargeBodies(t *testing.T) {
+	srv := startGateway(t, io.Discard)
+	pad := strings.Repeat("x", mcpserver.MaxBodyBytes)
+	status, body, raw := rawPost(t, srv.URL, []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"pad":"`+pad+`"}}}`), nil)
+	wantRPCRefusal(t, status, http.StatusRequestEntityTooLarge, body, raw)
+	fits := strings.Repeat("x", mcpserver.MaxBodyBytes-200)
+	if status, _, raw := rawPost(t, srv.URL, []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"pad":"`+fits+`"}}}`), nil); status != 200 {
+		t.Fatalf("a request just under the cap: %d %s", status, raw)
+	}
+}
+
+// TestRefusesForeignOrigins: a request with an Origin that is neither the API's own nor an
+// allowed one is refused with 403, as the MCP specification requires against DNS rebinding;
+// no Origin, the API's own origin and an allowed one are served.
+func TestRefusesForeignOrigins(t *testing.T) {
+	srv := startGateway(t, io.Discard)
+	msg := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
+	for _, tc := range []struct {
+		origin string
+		want   int
+	}{
+		{"", 200},
+		{srv.URL, 200}, // the API's own origin (http: the test gateway has no TLS)
+		{"https://app.opentrace.ai", 200},
+		{"https://evil.example", 403},
+		{"http://app.opentrace.ai", 403},
+		{"null", 403},
+	} {
+		headers := map[string]string{}
+		if tc.origin != "" {
+			headers["Origin"] = tc.origin
+		}
+		status, body, raw := rawPost(t, srv.URL, msg, headers)
+		if tc.want == 403 {
+			wantRPCRefusal(t, status, 403, body, raw)
+		} else if status != tc.want {
+			t.Errorf("origin %q: %d %s, want %d", tc.origin, status, raw, tc.want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package template
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -35,7 +36,21 @@ func (t *Template) Resolve(v any, r Resolver) (string, error) {
 			break
 		}
 		if ref, ok := v["Ref"].(string); ok {
+			if ref == "AWS::NoValue" {
+				return "", ErrNoValue
+			}
 			return t.ref(ref, r)
+		}
+		if branches, ok := v["Fn::If"].([]any); ok && len(branches) == 3 {
+			name, _ := branches[0].(string)
+			ok, err := t.Condition(name, r)
+			if err != nil {
+				return "", err
+			}
+			if ok {
+				return t.Resolve(branches[1], r)
+			}
+			return t.Resolve(branches[2], r)
 		}
 		if ga, ok := v["Fn::GetAtt"].([]any); ok && len(ga) == 2 {
 			name := fmt.Sprint(ga[0]) + "." + fmt.Sprint(ga[1])
@@ -118,6 +133,94 @@ func (t *Template) sub(s string, r Resolver, vars map[string]string) (string, er
 	}
 }
 
+// ErrNoValue is what Resolve returns for AWS::NoValue: the property is to be left out.
+var ErrNoValue = errors.New("template: AWS::NoValue")
+
+// Condition evaluates a named condition of the template's Conditions.
+func (t *Template) Condition(name string, r Resolver) (bool, error) {
+	expr, ok := t.Conditions[name]
+	if !ok {
+		return false, fmt.Errorf("template: no condition %q", name)
+	}
+	return t.evalCondition(expr, r)
+}
+
+// evalCondition evaluates a condition function: Fn::Equals, Fn::Not, Fn::And, Fn::Or and a
+// reference to another condition.
+func (t *Template) evalCondition(expr any, r Resolver) (bool, error) {
+	m, ok := expr.(map[string]any)
+	if !ok || len(m) != 1 {
+		return false, fmt.Errorf("template: %v is not a condition", expr)
+	}
+	for fn, arg := range m {
+		args, _ := arg.([]any)
+		switch fn {
+		case "Condition":
+			name, _ := arg.(string)
+			return t.Condition(name, r)
+		case "Fn::Equals":
+			if len(args) != 2 {
+				break
+			}
+			a, err := t.Resolve(args[0], r)
+			if err != nil {
+				return false, err
+			}
+			b, err := t.Resolve(args[1], r)
+			return a == b, err
+		case "Fn::Not":
+			if len(args) != 1 {
+				break
+			}
+			v, err := t.evalCondition(args[0], r)
+			return !v, err
+		case "Fn::And", "Fn::Or":
+			for _, a := range args {
+				v, err := t.evalCondition(a, r)
+				if err != nil {
+					return false, err
+				}
+				if v == (fn == "Fn::Or") {
+					return v, nil
+				}
+			}
+			return fn == "Fn::And", nil
+		}
+		return false, fmt.Errorf("template: condition %s %v is not supported locally", fn, arg)
+	}
+	panic("unreachable")
+}
+
+// CheckRules evaluates the template's Rules as CloudFormation does before it deploys: a rule
+// whose RuleCondition holds (or that has none) fails the deploy at its first false assertion,
+// with that assertion's description.
+func (t *Template) CheckRules(r Resolver) error {
+	for _, name := range slices.Sorted(maps.Keys(t.Rules)) {
+		rule, _ := t.Rules[name].(map[string]any)
+		if cond, ok := rule["RuleCondition"]; ok {
+			applies, err := t.evalCondition(cond, r)
+			if err != nil {
+				return fmt.Errorf("template: rule %s: %w", name, err)
+			}
+			if !applies {
+				continue
+			}
+		}
+		asserts, _ := rule["Assertions"].([]any)
+		for _, raw := range asserts {
+			a, _ := raw.(map[string]any)
+			ok, err := t.evalCondition(a["Assert"], r)
+			if err != nil {
+				return fmt.Errorf("template: rule %s: %w", name, err)
+			}
+			if !ok {
+				return fmt.Errorf("template: rule %s failed: %v", name, a["AssertDescription"])
+			}
+		}
+	}
+	return nil
+}
+
 // ResolveDeep resolves every intrinsic function inside v (a document of maps, lists and
 // scalars) to its string, leaving the rest as it is.
 func (t *Template) ResolveDeep(v any, r Resolver) (any, error) {
@@ -179,7 +282,7 @@ var (
 	}
 	supportedFunctionProperties = []string{
 		"CodeUri", "Description", "Environment", "Events", "LoggingConfig", "Policies",
-		"Timeout", "MemorySize", "Runtime", "Architectures", "Handler", "Tracing",
+		"Timeout", "MemorySize", "Runtime", "Architectures", "Handler", "Tracing", "ReservedConcurrentExecutions",
 	}
 	supportedEvents = []string{"Api", "DynamoDB", "Schedule", "ScheduleV2"}
 )
@@ -263,6 +366,9 @@ func (t *Template) Env(f Function, r Resolver) (map[string]string, error) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		v, err := t.Resolve(f.Environment[k], r)
+		if errors.Is(err, ErrNoValue) {
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("function %s: environment %s: %w", f.LogicalID, k, err)
 		}

@@ -18,6 +18,8 @@ type Template struct {
 	Parameters map[string]Parameter
 	Globals    map[string]any
 	Resources  map[string]Resource
+	Conditions map[string]any // condition name → its expression
+	Rules      map[string]any // rule name → {RuleCondition?, Assertions}
 }
 
 // Parameter is a template parameter and its constraints.
@@ -36,6 +38,7 @@ type Resource struct {
 	Type       string
 	Properties map[string]any
 	Metadata   map[string]any
+	Condition  string // the condition the resource is created under; "" for always
 }
 
 // Load reads and parses the template at path.
@@ -66,6 +69,8 @@ func Parse(b []byte) (*Template, error) {
 	}
 	t := &Template{Parameters: map[string]Parameter{}, Resources: map[string]Resource{}}
 	t.Globals, _ = top["Globals"].(map[string]any)
+	t.Conditions, _ = top["Conditions"].(map[string]any)
+	t.Rules, _ = top["Rules"].(map[string]any)
 	params, _ := top["Parameters"].(map[string]any)
 	for name, raw := range params {
 		p, _ := raw.(map[string]any)
@@ -86,7 +91,8 @@ func Parse(b []byte) (*Template, error) {
 		typ, _ := r["Type"].(string)
 		props, _ := r["Properties"].(map[string]any)
 		meta, _ := r["Metadata"].(map[string]any)
-		t.Resources[name] = Resource{Type: typ, Properties: props, Metadata: meta}
+		cond, _ := r["Condition"].(string)
+		t.Resources[name] = Resource{Type: typ, Properties: props, Metadata: meta, Condition: cond}
 	}
 	return t, nil
 }

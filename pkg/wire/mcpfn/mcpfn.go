@@ -6,6 +6,7 @@ import (
 	"context"
 
 	"github.com/opentrace/service-accounts/pkg/apigw"
+	"github.com/opentrace/service-accounts/pkg/config"
 	"github.com/opentrace/service-accounts/pkg/mcpserver"
 	"github.com/opentrace/service-accounts/pkg/wire"
 )
@@ -21,5 +22,5 @@ func New(_ context.Context, rt wire.Runtime) (apigw.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return apigw.HTTPHandler(mcpserver.Handler(log, Version)), nil
+	return apigw.HTTPHandler(mcpserver.Handler(log, Version, mcpserver.Options{AllowedOrigins: config.List(rt.Getenv(config.EnvAllowedOrigins))})), nil
 }

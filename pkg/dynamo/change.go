@@ -48,7 +48,7 @@ func (s *Store) lease() int64 { return s.now().Add(changeLease).UnixMilli() }
 func (s *Store) expired(a accountItem) bool { return s.now().UnixMilli() > a.ChangeUntil }
 
 // DeleteServiceAccount deletes an account and every token of it. It takes the account's lock,
-// recording service_account.deleted with the number of open tokens, deletes the tokens'
+// recording service_account.deleted with the number of open tokens it found, deletes the tokens'
 // credentials and metadata in pages, then the account and its name; it returns only when all
 // of that is done, so no token of the account works once it has returned. A delete already
 // recorded is finished rather than started again. Errors: ENOTFOUND, EUNAVAILABLE (contention
@@ -78,12 +78,12 @@ func (s *Store) DeleteServiceAccount(ctx context.Context, orgID, saID, actor str
 			return false, err
 		}
 		var tx txn
-		// The open-token count must be the one read, so the event's count is exact.
+		// The lock does not wait for the token count to hold still (a busy account would
+		// starve the delete): tokens generated until it is taken are deleted with the rest,
+		// and none after. So the event counts the open tokens the delete found as it began.
 		tx.add("lock", s.update(key(pk, accountSK(saID)), "SET changeId = :id, changeOp = :op, changeUntil = :until",
-			"attribute_exists(pk) AND attribute_not_exists(changeId) AND activeTokens = :n",
-			map[string]types.AttributeValue{
-				":id": str(a.ChangeID), ":op": str(a.ChangeOp), ":until": num(a.ChangeUntil), ":n": num(int64(a.ActiveTokens)),
-			}))
+			"attribute_exists(pk) AND attribute_not_exists(changeId)",
+			map[string]types.AttributeValue{":id": str(a.ChangeID), ":op": str(a.ChangeOp), ":until": num(a.ChangeUntil)}))
 		tx.add("event", ev)
 		failed, err := s.write(ctx, &tx)
 		if failed["lock"] {

@@ -57,8 +57,10 @@ func run(addr string, opts local.Options) error {
 	fmt.Printf(`OpenTrace service accounts: serving %[1]s
 
 Try it:
-  ADMIN=$(curl -s -X POST %[1]s/local/dev-token -d '{"org":"org_acme","role":"admin","user":"user_alice"}' | jq -r .token)
-  curl -s -X POST %[1]s/orgs/org_acme/service-accounts -H "Authorization: Bearer $ADMIN" -d '{"name":"claude-code-dev-team"}'
+  ADMIN=$(curl -s -X POST %[1]s/local/dev-token -H 'Content-Type: application/json' \
+    -d '{"org":"org_acme","role":"admin","user":"user_alice"}' | jq -r .token)
+  curl -s -X POST %[1]s/orgs/org_acme/service-accounts -H "Authorization: Bearer $ADMIN" \
+    -H 'Content-Type: application/json' -d '{"name":"claude-code-dev-team"}'
 
 The README's quick start walks the whole flow. Ctrl-C stops.
 `, stack.URL)

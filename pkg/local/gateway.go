@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -20,6 +21,12 @@ import (
 // ServeHTTP serves the local endpoints and, for everything else, the REST API as API Gateway
 // does: route match, TOKEN authorizer, policy evaluation, proxy event, function, response.
 func (s *Stack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// A page on another site can point its own name at 127.0.0.1 (DNS rebinding): the stack
+	// answers only requests addressed to a loopback name.
+	if !loopback(r.Host) {
+		writeProblem(w, http.StatusForbidden, "the local stack answers only requests to 127.0.0.1, localhost or [::1]")
+		return
+	}
 	if strings.HasPrefix(r.URL.Path, "/local/") {
 		s.serveLocal(w, r)
 		return
@@ -71,6 +78,19 @@ func (s *Stack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	apigw.WriteResponse(w, resp)
+}
+
+// loopback reports whether a Host header names this machine's loopback interface.
+func loopback(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // match finds the route for a request: literal segments must be equal, {param} segments

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"maps"
+	"mime"
 	"net/http"
 	"slices"
 	"strings"
@@ -16,8 +17,21 @@ import (
 const DevTokenTTL = 12 * time.Hour
 
 // serveLocal serves the endpoints that stand in for what is outside AWS: health, the identity
-// provider (dev tokens and its JWKS), and running the schedule on demand.
+// provider (dev tokens and its JWKS), and running the schedule on demand. Its POSTs mint
+// credentials and run jobs, so no web page may drive them: they take only JSON (a form or a
+// "simple" cross-site request cannot send it without a preflight the stack never grants), and
+// refuse any Origin but the stack's own.
 func (s *Stack) serveLocal(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		if origin := r.Header.Get("Origin"); origin != "" && origin != s.URL && origin != "http://"+r.Host {
+			writeProblem(w, http.StatusForbidden, "the local endpoints refuse requests from web pages of other origins")
+			return
+		}
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+			writeProblem(w, http.StatusUnsupportedMediaType, "the local endpoints take Content-Type: application/json")
+			return
+		}
+	}
 	switch r.Method + " " + r.URL.Path {
 	case "GET /local/health":
 		writeJSON(w, http.StatusOK, `{"status":"ok"}`)

@@ -123,3 +123,25 @@ func invalidBody(msg string) error {
 func tooLarge() error {
 	return invalidBody("The body is larger than 16 KiB.")
 }
+
+// Query returns the named query parameters of a request, each of which takes one value. A
+// parameter given more than once (limit=5&limit=6, which API Gateway passes whole only in
+// multiValueQueryStringParameters) is EINVALID naming it: taking either value would hide a
+// client's bug.
+func Query(req events.APIGatewayProxyRequest, names ...string) (map[string]string, error) {
+	out := map[string]string{}
+	var bad []sa.FieldError
+	for _, name := range names {
+		if len(req.MultiValueQueryStringParameters[name]) > 1 {
+			bad = append(bad, sa.FieldError{Field: name, Message: "must be given at most once"})
+			continue
+		}
+		if v, ok := req.QueryStringParameters[name]; ok {
+			out[name] = v
+		}
+	}
+	if len(bad) > 0 {
+		return nil, sa.Invalid(bad...)
+	}
+	return out, nil
+}

@@ -155,7 +155,11 @@ func (a *API) Read(ctx context.Context, req events.APIGatewayProxyRequest) (even
 		saID := req.PathParameters["saId"]
 		switch req.Resource {
 		case RouteAccounts:
-			return a.list(ctx, org, req.QueryStringParameters)
+			q, err := Query(req, "limit", "cursor")
+			if err != nil {
+				return result{}, err
+			}
+			return a.list(ctx, org, q)
 		case RouteAccount:
 			acct, tokens, err := a.Service.Get(ctx, org, saID)
 			if err != nil {

@@ -296,7 +296,7 @@ func EventFromHTTP(r *http.Request, resource string, pathParams map[string]strin
 		}
 	}
 
-	if q := r.URL.Query(); len(q) > 0 {
+	if q := rawQuery(r.URL.RawQuery); len(q) > 0 {
 		ev.QueryStringParameters = make(map[string]string, len(q))
 		ev.MultiValueQueryStringParameters = make(map[string][]string, len(q))
 		for k, vs := range q {
@@ -339,6 +339,28 @@ func EventFromHTTP(r *http.Request, resource string, pathParams map[string]strin
 	}
 	ev.RequestContext = rc
 	return ev, nil
+}
+
+// rawQuery splits a query string as API Gateway does: each name and value percent-decoded
+// where it can be, and passed as it came where it cannot (url.ParseQuery would drop such a
+// pair, and the function would answer as if it were never sent).
+func rawQuery(raw string) map[string][]string {
+	q := map[string][]string{}
+	for pair := range strings.SplitSeq(raw, "&") {
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		q[unescape(k)] = append(q[unescape(k)], unescape(v))
+	}
+	return q
+}
+
+func unescape(s string) string {
+	if u, err := url.QueryUnescape(s); err == nil {
+		return u
+	}
+	return s
 }
 
 // forwardedHeaders adds the X-Forwarded-* headers API Gateway adds for the backend.

@@ -511,3 +511,41 @@ func TestPepperRotation(t *testing.T) {
 	_, err = after.Authenticate(e.ctx, old)
 	wantCode(t, err, sa.EUNAUTHORIZED)
 }
+
+// TestLookAlikeNames: names that look the same are one name, and names that look like nothing
+// are not names. Composed and decomposed spellings, fullwidth forms and case all meet in the
+// uniqueness key; the name is stored in NFC; blank-looking names and line separators are 400;
+// spaces within a name stay allowed.
+func TestLookAlikeNames(t *testing.T) {
+	e := newEnv(t)
+	nfc, nfd := "caf\u00e9-bot-svc", "cafe\u0301-bot-svc"
+	acct, _, err := e.svc.Create(e.ctx, "org_a", "u", sa.CreateInput{Name: nfd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acct.Name != nfc {
+		t.Fatalf("stored %q, want the NFC spelling %q", acct.Name, nfc)
+	}
+	for _, same := range []string{nfc, "CAF\u00c9-BOT-SVC", "\uff43\uff41\uff46\u00e9-bot-svc"} {
+		_, _, err := e.svc.Create(e.ctx, "org_a", "u", sa.CreateInput{Name: same})
+		wantCode(t, err, sa.ECONFLICT)
+	}
+	for name, blank := range map[string]string{
+		"HangulFiller": "\u3164", "HangulFillers": "\u3164\u3164 \u3164", "BrailleBlank": "\u2800\u2800",
+		"HalfwidthFiller": "\uffa0", "IdeographicSpace": "\u3000",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := e.svc.Create(e.ctx, "org_a", "u", sa.CreateInput{Name: blank})
+			wantCode(t, err, sa.EINVALID)
+		})
+	}
+	for name, sep := range map[string]string{"LineSeparator": "ci\u2028bot", "ParagraphSeparator": "ci\u2029bot"} {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := e.svc.Create(e.ctx, "org_a", "u", sa.CreateInput{Name: sep})
+			wantCode(t, err, sa.EINVALID)
+		})
+	}
+	if _, _, err := e.svc.Create(e.ctx, "org_a", "u", sa.CreateInput{Name: "Claude Code"}); err != nil {
+		t.Fatalf("a name with a space: %v", err)
+	}
+}

@@ -6,6 +6,9 @@ import (
 	"sync"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Input limits. Names are shown in lists and logs, so they are short and printable; the
@@ -32,26 +35,42 @@ func ValidServiceAccountID(id string) bool { return saIDPattern.MatchString(id) 
 // ValidTokenID reports whether id has the shape of a token id.
 func ValidTokenID(id string) bool { return tokenIDPattern.MatchString(id) }
 
-// normalizeName trims name and checks it against the name rules, returning the trimmed name or
-// a FieldError for field. Names: 1–64 characters after trimming, valid UTF-8, no control or
-// invisible format characters (which would let two names look identical).
+// normalizeName trims name, puts it in Unicode NFC (so the composed and decomposed spellings of
+// "café" are one name) and checks it against the name rules, returning the normalised name or a
+// FieldError for field. Names: 1–64 characters, valid UTF-8, no control or invisible format
+// characters and no line or paragraph separators (which would let two names look identical or
+// break the lines they are shown in), and not blank-looking: a name made only of spaces and
+// characters that show nothing, such as U+3164 HANGUL FILLER or U+2800 BRAILLE PATTERN BLANK,
+// is not a name. Spaces within a name are fine: the seed's examples include "Claude Code".
 func normalizeName(field, name string, required bool) (string, *FieldError) {
-	name = strings.TrimSpace(name)
-	switch {
-	case !utf8.ValidString(name):
+	if !utf8.ValidString(name) {
 		return "", &FieldError{field, "must be valid UTF-8"}
+	}
+	name = strings.TrimSpace(norm.NFC.String(name))
+	switch {
 	case name == "" && required:
 		return "", &FieldError{field, "is required"}
 	case utf8.RuneCountInString(name) > MaxNameLength:
 		return "", &FieldError{field, "must be at most 64 characters"}
+	case strings.ContainsAny(name, "\u2028\u2029"):
+		return "", &FieldError{field, "must not contain line or paragraph separators"}
 	case strings.IndexFunc(name, disallowedInName) >= 0:
 		return "", &FieldError{field, "must not contain control characters"}
+	case name != "" && strings.IndexFunc(name, visible) < 0:
+		return "", &FieldError{field, "must contain visible characters, not only blank ones"}
 	}
 	return name, nil
 }
 
 func disallowedInName(r rune) bool {
 	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError
+}
+
+// visible reports whether r shows anything: not a space, not a character Unicode says to
+// ignore when it cannot be shown (Hangul fillers among them), not a braille blank.
+func visible(r rune) bool {
+	return !unicode.IsSpace(r) && !unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r) &&
+		!unicode.Is(unicode.Mn, r) && r != '\u2800'
 }
 
 func validateDescription(d string) (string, *FieldError) {
@@ -67,9 +86,12 @@ func validateDescription(d string) (string, *FieldError) {
 	return d, nil
 }
 
-// nameKey is the form in which names are compared for uniqueness: case-insensitive, as the
-// contract requires, using Unicode simple case folding rather than ASCII only.
+// nameKey is the form in which names are compared for uniqueness: the NFKC case fold, so that
+// names differing in case, in composition or in compatibility forms (fullwidth letters,
+// ligatures) are one name. Each rune is then taken to the smallest of its case orbit, which
+// keeps the keys of names stored before (ASCII names fold to upper case) as they were.
 func nameKey(name string) string {
+	name = norm.NFKC.String(cases.Fold().String(norm.NFKC.String(name)))
 	return strings.Map(func(r rune) rune {
 		// Fold to the smallest rune of the fold orbit so 'K', 'k' and the Kelvin sign agree.
 		min := r

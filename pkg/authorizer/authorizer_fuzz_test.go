@@ -72,7 +72,7 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 		tb.Fatal(err)
 	}
 	forged, err := other.Sign(map[string]any{"iss": issuerURL, "sub": "user_1", "exp": e.now.Add(time.Hour).Unix(),
-		"org_id": "org_a", "org_role": localidp.RoleAdmin})
+		"org_id": "org_a", "org_role": v1Admin})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 		"{expired}":      expired,
 		"{deleted}":      deleted,
 		"{admin}":        e.jwt(tb, nil),
-		"{member}":       e.jwt(tb, map[string]any{"org_role": localidp.RoleMember}),
+		"{member}":       e.jwt(tb, map[string]any{"org_role": v1Member}),
 		"{jwt_expired}":  e.jwt(tb, map[string]any{"exp": e.now.Add(-time.Minute).Unix()}),
 		"{jwt_future}":   e.jwt(tb, map[string]any{"nbf": e.now.Add(time.Hour).Unix()}),
 		"{jwt_iss}":      e.jwt(tb, map[string]any{"iss": "https://evil.example"}),
@@ -153,9 +153,9 @@ func (fe *fuzzEnv) verifyJWT(raw string) (fuzzClaims, bool) {
 	role, roleOK := claims["org_role"].(string)
 	switch {
 	case !orgOK || !roleOK:
-	case role == localidp.RoleAdmin:
+	case role == v1Admin:
 		c.org, c.role = org, apigw.RoleAdmin
-	case role == localidp.RoleMember:
+	case role == v1Member:
 		c.org, c.role = org, apigw.RoleMember
 	}
 	return c, true

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -67,11 +68,18 @@ func TestUserConfigFromEnv(t *testing.T) {
 	env := map[string]string{
 		authorizer.EnvIssuer: "https://clerk.example", authorizer.EnvJWKSURL: "https://clerk.example/jwks",
 		authorizer.EnvAdminRoles: "org:admin, org:owner", authorizer.EnvMemberRoles: "",
+		authorizer.EnvAuthorizedParties: "https://app.example, https://staging.example", authorizer.EnvClaims: "v1",
 	}
 	cfg, err := authorizer.UserConfigFromEnv(func(k string) string { return env[k] })
-	if err != nil || cfg.Issuer != "https://clerk.example" || len(cfg.AdminRoles) != 2 || cfg.AdminRoles[1] != "org:owner" || cfg.MemberRoles != nil {
+	if err != nil || cfg.Issuer != "https://clerk.example" || len(cfg.AdminRoles) != 2 || cfg.AdminRoles[1] != "org:owner" || cfg.MemberRoles != nil ||
+		!slices.Equal(cfg.AuthorizedParties, []string{"https://app.example", "https://staging.example"}) || cfg.Claims != authorizer.ClaimsV1 {
 		t.Fatalf("%+v %v", cfg, err)
 	}
+	env[authorizer.EnvClaims] = "V2"
+	if _, err := authorizer.UserConfigFromEnv(func(k string) string { return env[k] }); err == nil {
+		t.Fatal("an unknown claim shape must be refused")
+	}
+	env[authorizer.EnvClaims] = ""
 	delete(env, authorizer.EnvJWKSURL)
 	if _, err := authorizer.UserConfigFromEnv(func(k string) string { return env[k] }); err == nil {
 		t.Fatal("an issuer without a JWKS URL must be refused")

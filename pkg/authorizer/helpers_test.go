@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -29,6 +30,9 @@ import (
 const (
 	stageBase = "arn:aws:execute-api:us-east-1:123456789012:abc123def4/dev"
 	issuerURL = "https://clerk.example.test"
+	// The env's JWTs are in Clerk's v1 shape unless a test says otherwise.
+	v1Admin  = "org:admin"
+	v1Member = "org:member"
 )
 
 // arn builds the methodArn API Gateway sends for a method and path.
@@ -87,11 +91,13 @@ type env struct {
 	ctx     context.Context
 }
 
-// jwksServer serves the issuer's JWKS, counting fetches, and can be made to fail.
+// jwksServer serves the issuer's JWKS, counting fetches, and can be made to fail or to send
+// another Cache-Control.
 type jwksServer struct {
 	*httptest.Server
-	fetches atomic.Int64
-	down    atomic.Bool
+	fetches      atomic.Int64
+	down         atomic.Bool
+	cacheControl atomic.Pointer[string]
 }
 
 func newEnv(t testing.TB, users authorizer.UserConfig) *env {
@@ -116,12 +122,22 @@ func newEnv(t testing.TB, users authorizer.UserConfig) *env {
 			http.Error(w, "unavailable", http.StatusServiceUnavailable)
 			return
 		}
-		e.idp.ServeHTTP(w, r)
+		rec := httptest.NewRecorder()
+		e.idp.ServeHTTP(rec, r)
+		maps.Copy(w.Header(), rec.Header())
+		if cc := e.jwks.cacheControl.Load(); cc != nil {
+			w.Header().Set("Cache-Control", *cc)
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
 	}))
 	t.Cleanup(e.jwks.Close)
 	users.Issuer = issuerURL
 	users.JWKSURL = e.jwks.URL
 	users.Now = e.clock
+	if users.Claims == "" {
+		users.Claims = authorizer.ClaimsV1
+	}
 	e.svc = e.service(t, db.Client, e.clock)
 	e.auth = &authorizer.Authorizer{
 		Service: e.service(t, e.client, e.clock), Users: authorizer.NewUsers(users),
@@ -166,7 +182,7 @@ func (e *env) issue(t testing.TB, org, name string, in sa.GenerateInput) (sa.Ser
 func (e *env) jwt(t testing.TB, claims map[string]any) string {
 	t.Helper()
 	base := map[string]any{"iss": issuerURL, "sub": "user_1", "exp": e.now.Add(time.Hour).Unix(),
-		"nbf": e.now.Add(-time.Minute).Unix(), "org_id": "org_a", "org_role": localidp.RoleAdmin}
+		"nbf": e.now.Add(-time.Minute).Unix(), "org_id": "org_a", "org_role": v1Admin}
 	for k, v := range claims {
 		if v == nil {
 			delete(base, k)

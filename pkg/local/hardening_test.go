@@ -1,10 +1,14 @@
 package local_test
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/opentrace/service-accounts/pkg/local"
 )
 
 // TestLocalEndpointsRefuseWebPages: a web page cannot reach the stack through DNS rebinding
@@ -83,4 +87,39 @@ func TestMalformedQueriesAre400(t *testing.T) {
 			t.Errorf("%s: %d %s, want a 400 problem", q, r.status, r.raw)
 		}
 	}
+}
+
+// TestSessionClaimShapes: the local issuer mints the session-token shape the template's
+// IdentitySessionClaims names, with the stack's origin as its authorized party, and the
+// authorizer reads that shape: an admin of each shape may write in its org.
+func TestSessionClaimShapes(t *testing.T) {
+	for _, shape := range []string{"v1", "v2"} {
+		t.Run(shape, func(t *testing.T) {
+			s, _ := startStack(t, func(o *local.Options) { o.Params = map[string]string{"IdentitySessionClaims": shape} })
+			admin := devToken(t, s, "org_shape", "admin", "user_alice")
+			claims := jwtClaims(t, admin)
+			if _, v2 := claims["o"]; v2 != (shape == "v2") || claims["azp"] != s.URL {
+				t.Fatalf("claims %v: not the %s shape with azp %s", claims, shape, s.URL)
+			}
+			call(t, "POST", s.URL+"/orgs/org_shape/service-accounts", admin, map[string]string{"name": "shape-" + shape}).want(t, 201)
+			member := devToken(t, s, "org_shape", "member", "user_bob")
+			call(t, "GET", s.URL+"/orgs/org_shape/service-accounts", member, nil).want(t, 200)
+			call(t, "POST", s.URL+"/orgs/org_shape/service-accounts", member, map[string]string{"name": "x"}).want(t, 403)
+		})
+	}
+}
+
+// jwtClaims reads a JWT's payload without verifying it.
+func jwtClaims(t *testing.T, jwt string) map[string]any {
+	t.Helper()
+	parts := strings.Split(jwt, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(raw, &claims); err != nil {
+		t.Fatal(err)
+	}
+	return claims
 }

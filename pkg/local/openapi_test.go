@@ -696,7 +696,7 @@ func oaStartFaultStack(t *testing.T) *oaFaultStack {
 	}
 	s, err := local.Start(context.Background(), ln, local.Options{
 		Template:     "../../template.yaml",
-		Params:       map[string]string{"IdentityIssuer": jwks.URL, "IdentityJwksUrl": jwks.URL},
+		Params:       map[string]string{"IdentityIssuer": jwks.URL, "IdentityJwksUrl": jwks.URL, "IdentityAuthorizedParties": ""},
 		Logs:         io.Discard,
 		Transport:    func(next http.RoundTripper) http.RoundTripper { fs.tap.Next = next; return fs.tap },
 		RetryBackoff: time.Millisecond,

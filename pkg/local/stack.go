@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/opentrace/service-accounts/pkg/apigw"
+	"github.com/opentrace/service-accounts/pkg/config"
 	"github.com/opentrace/service-accounts/pkg/localidp"
 	"github.com/opentrace/service-accounts/pkg/template"
 	"github.com/opentrace/service-accounts/pkg/wire"
@@ -177,17 +178,26 @@ func (s *Stack) build(ctx context.Context) error {
 	}
 	s.DB, s.Table = s.AWS.admin, s.AWS.table
 
-	// Identity: the local issuer, verified by the authorizer through its JWKS URL.
-	if s.idp, err = localidp.New(s.URL + "/local"); err != nil {
-		return err
-	}
+	// Identity: the local issuer, verified by the authorizer through its JWKS URL. Its tokens
+	// name this stack's origin as their authorized party, as the provider's session tokens
+	// name the dashboard's, in the shape the template's parameter says.
 	params := map[string]string{
-		"IdentityIssuer": s.URL + "/local", "IdentityJwksUrl": s.URL + "/local/jwks.json", "IdentityAudience": "",
+		"IdentityIssuer": s.URL + "/local", "IdentityJwksUrl": s.URL + "/local/jwks.json",
+		"IdentityAudience": "", "IdentityAuthorizedParties": s.URL,
 	}
 	maps.Copy(params, s.opts.Params)
 	resolver := Resolver(s.tpl, params, s.AWS.table, s.AWS.streamARN, s.AWS.pepperARN)
 	if err := s.tpl.CheckRules(resolver); err != nil {
 		return err
+	}
+	if s.idp, err = localidp.New(params["IdentityIssuer"]); err != nil {
+		return err
+	}
+	if s.idp.Claims, err = s.tpl.Resolve(map[string]any{"Ref": "IdentitySessionClaims"}, resolver); err != nil {
+		return err
+	}
+	if parties := config.List(params["IdentityAuthorizedParties"]); len(parties) > 0 {
+		s.idp.AuthorizedParty = parties[0]
 	}
 
 	apiID, err := s.single("AWS::Serverless::Api")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -169,6 +170,9 @@ func TestParameterOverrides(t *testing.T) {
 		{map[string]string{"MaxActiveTokens": "ten"}, "Parameter 'MaxActiveTokens' must be a number."},
 		{map[string]string{"Stage": "qa"}, "Parameter 'Stage' must be one of AllowedValues"},
 		{map[string]string{"NoSuchParameter": "1"}, "Parameters: [NoSuchParameter] do not exist in the template"},
+		// A prod stage that would accept session tokens issued for any application.
+		{map[string]string{"Stage": "prod", "IdentityAudience": "", "IdentityAuthorizedParties": ""},
+			"rule ProdChecksWhoDashboardTokensAreFor failed: A prod stage must set IdentityAudience or IdentityAuthorizedParties"},
 	} {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -191,4 +195,36 @@ func TestParameterOverrides(t *testing.T) {
 	saID := call(t, "POST", api, admin, map[string]string{"name": "params-check"}).want(t, 201).body["id"].(string)
 	call(t, "POST", api+"/"+saID+"/tokens", admin, nil).want(t, 201)
 	call(t, "POST", api+"/"+saID+"/tokens", admin, nil).want(t, 409)
+}
+
+// TestSamconfigEnvironmentsPassTheRules: each environment's parameter_overrides in
+// samconfig.toml pass the template's parameter checks and Rules, as CloudFormation would check
+// them before deploying: a prod deploy that would fail on a rule fails here first.
+func TestSamconfigEnvironmentsPassTheRules(t *testing.T) {
+	raw, err := os.ReadFile("../../samconfig.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	envs := regexp.MustCompile(`(?s)\[(\w+)\.deploy\.parameters\].*?parameter_overrides = \[(.*?)\]`).FindAllSubmatch(raw, -1)
+	if len(envs) != 2 {
+		t.Fatalf("found %d environments with parameter_overrides, want dev and prod", len(envs))
+	}
+	for _, env := range envs {
+		params := map[string]string{}
+		for _, kv := range regexp.MustCompile(`"([^"=]+)=([^"]*)"`).FindAllSubmatch(env[2], -1) {
+			params[string(kv[1])] = string(kv[2])
+		}
+		// The template's defaults, where the local stack would put its own issuer's.
+		for _, k := range []string{"IdentityAudience", "IdentityAuthorizedParties"} {
+			if _, ok := params[k]; !ok {
+				params[k] = ""
+			}
+		}
+		t.Run(string(env[1]), func(t *testing.T) {
+			if params["Stage"] != string(env[1]) {
+				t.Fatalf("Stage=%q", params["Stage"])
+			}
+			startStack(t, func(o *local.Options) { o.Params = params })
+		})
+	}
 }

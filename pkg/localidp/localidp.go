@@ -24,6 +24,12 @@ import (
 // used, as an identity provider does across a key rotation.
 type Issuer struct {
 	URL string // the iss claim
+	// Claims is the session-token shape Mint writes: "v1" (org_id, org_role "org:admin") or
+	// "v2" (o.id, o.rol "admin"), as Clerk's two versions do. Default "v2".
+	Claims string
+	// AuthorizedParty, when set, is the azp claim Mint writes: the origin of the page the
+	// session belongs to.
+	AuthorizedParty string
 
 	mu      sync.Mutex
 	key     jwk.Key // current private key
@@ -72,6 +78,16 @@ func (i *Issuer) Rotate() error {
 	return nil
 }
 
+// Retire stops publishing the public key kid, as a provider does once no token it signed
+// with that key is valid any more (or once the key is compromised).
+func (i *Issuer) Retire(kid string) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if k, ok := i.public.LookupKeyID(kid); ok {
+		_ = i.public.RemoveKey(k)
+	}
+}
+
 // KeyID returns the id of the current signing key.
 func (i *Issuer) KeyID() string {
 	i.mu.Lock()
@@ -105,23 +121,21 @@ func (i *Issuer) Sign(claims map[string]any) (string, error) {
 	return string(out), nil
 }
 
-// Role claim values, as Clerk writes them.
-const (
-	RoleAdmin  = "org:admin"
-	RoleMember = "org:member"
-)
-
 // Mint returns a user JWT for user in org with role ("admin" or "member"), valid for ttl from
-// now, with the claims the authorizer reads by default.
+// now, in the issuer's claim shape.
 func (i *Issuer) Mint(user, org, role string, now time.Time, ttl time.Duration) (string, error) {
-	claimRole := RoleMember
-	if role == "admin" {
-		claimRole = RoleAdmin
-	}
-	return i.Sign(map[string]any{
+	claims := map[string]any{
 		"iss": i.URL, "sub": user, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(ttl).Unix(),
-		"org_id": org, "org_role": claimRole,
-	})
+	}
+	if i.AuthorizedParty != "" {
+		claims["azp"] = i.AuthorizedParty
+	}
+	if i.Claims == "v1" {
+		claims["org_id"], claims["org_role"] = org, "org:"+role
+	} else {
+		claims["v"], claims["o"] = 2, map[string]any{"id": org, "rol": role}
+	}
+	return i.Sign(claims)
 }
 
 // ServeHTTP serves the JWKS (the public keys) as an identity provider's jwks_uri does.

@@ -23,10 +23,9 @@ import (
 	"github.com/opentrace/service-accounts/pkg/secrets/secretstest"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 	"github.com/opentrace/service-accounts/pkg/testworld"
-	"github.com/opentrace/service-accounts/pkg/token"
 )
 
-const secretID = "opentrace/pepper"
+const cursorSecretID = "opentrace/cursor"
 
 // rie returns the emulator binary: $AWS_LAMBDA_RIE, or the one `make` installs into .bin.
 func rie(t *testing.T) string {
@@ -129,16 +128,16 @@ func loadEvent(t *testing.T, name string) events.APIGatewayProxyRequest {
 }
 
 // TestListUnderRuntimeEmulator starts the list function's bootstrap under the emulator, with
-// its configuration in the environment as template.yaml sets it and its AWS endpoints pointed
-// at minidyn and a Secrets Manager endpoint, and invokes it with events/ fixtures.
+// its configuration in the environment as template.yaml sets it (the cursor secret, not the
+// pepper) and its AWS endpoints pointed at minidyn and a Secrets Manager endpoint, and invokes
+// it with events/ fixtures.
 func TestListUnderRuntimeEmulator(t *testing.T) {
 	ctx := context.Background()
 	db := dynamotest.Start(t)
-	key := strings.Repeat("s", 64)
-	smURL := secretstest.Serve(t, secretID, `{"currentVersion":"1","current":"`+key+`"}`)
+	smURL := secretstest.Serve(t, cursorSecretID, strings.Repeat("c", 64))
 
-	// Seed an account in the fixtures' org, hashing with the secret's pepper.
-	svc := testworld.Service(t, db, token.Pepper{Version: "1", Key: []byte(key)})
+	// Seed an account in the fixtures' org.
+	svc := testworld.Service(t, db, testworld.Pepper)
 	acct, _, err := svc.Create(ctx, "org_acme", "user_admin", sa.CreateInput{Name: "claude-code-dev-team"})
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +146,7 @@ func TestListUnderRuntimeEmulator(t *testing.T) {
 	url := startFunction(t, "list", []string{
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test",
 		"AWS_ENDPOINT_URL_DYNAMODB=" + db.URL, "AWS_ENDPOINT_URL_SECRETS_MANAGER=" + smURL,
-		config.EnvTable + "=" + db.Table, config.EnvPepperSecret + "=" + secretID,
+		config.EnvTable + "=" + db.Table, config.EnvCursorSecret + "=" + cursorSecretID,
 		config.EnvMaxActiveTokens + "=10", config.EnvLogLevel + "=info",
 	})
 

@@ -151,18 +151,11 @@ func coldStarts(o options) (*coldResult, error) {
 		return nil, fmt.Errorf("create table: %w", err)
 	}
 	pepper := token.Pepper{Version: "1", Key: []byte(key)}
-	src, err := secrets.NewStatic(pepper, nil)
+	src, err := secrets.NewStatic(secrets.Ring{Current: pepper})
 	if err != nil {
 		return nil, err
 	}
-	kr, err := src.Keyring(ctx)
-	if err != nil {
-		return nil, err
-	}
-	store, err := dynamo.New(client, coldTable, kr.CursorKey())
-	if err != nil {
-		return nil, err
-	}
+	store := dynamo.NewUnsigned(client, coldTable)
 	svc := sa.NewService(store, secrets.Peppers{Source: src})
 	acct, _, err := svc.Create(ctx, coldOrg, "user_admin", sa.CreateInput{Name: "cold-start-bench"})
 	if err != nil {

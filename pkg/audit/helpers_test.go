@@ -112,7 +112,7 @@ func newEnv(tb testing.TB) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	peppers, err := secrets.NewStatic(token.Pepper{Version: "1", Key: []byte(strings.Repeat("p", 40))}, nil)
+	peppers, err := secrets.NewStatic(secrets.Ring{Current: token.Pepper{Version: "1", Key: []byte(strings.Repeat("p", 40))}})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -103,7 +103,7 @@ type jwksServer struct {
 func newEnv(t testing.TB, users authorizer.UserConfig) *env {
 	t.Helper()
 	db := dynamotest.Start(t)
-	static, err := secrets.NewStatic(pepper, nil)
+	static, err := secrets.NewStatic(secrets.Ring{Current: pepper})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,11 +149,7 @@ func newEnv(t testing.TB, users authorizer.UserConfig) *env {
 // service is the domain service on client, hashing with the env's peppers.
 func (e *env) service(t testing.TB, client dynamo.API, clock func() time.Time) *sa.Service {
 	t.Helper()
-	kr, err := e.peppers.Keyring(e.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := dynamo.New(client, e.db.Table, kr.CursorKey(), dynamo.WithClock(clock))
+	store, err := dynamo.New(client, e.db.Table, testworld.CursorKey, dynamo.WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}

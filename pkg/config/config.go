@@ -16,7 +16,8 @@ import (
 // Environment variables read by the functions.
 const (
 	EnvTable             = "TABLE_NAME"
-	EnvPepperSecret      = "PEPPER_SECRET_ID"
+	EnvPepperSecret      = "PEPPER_SECRET_ID" // only the functions that hash tokens
+	EnvCursorSecret      = "CURSOR_SECRET_ID" // only the functions that sign list cursors
 	EnvMaxActiveTokens   = "MAX_ACTIVE_TOKENS"
 	EnvMaxAccountsPerOrg = "MAX_ACCOUNTS_PER_ORG"
 	EnvMaxTokenLifetime  = "MAX_TOKEN_LIFETIME_DAYS"
@@ -39,7 +40,8 @@ func List(s string) []string {
 // Settings are a function's settings.
 type Settings struct {
 	Table        string
-	PepperSecret string
+	PepperSecret string // "" for a function that does not hash tokens
+	CursorSecret string // "" for a function that does not list
 	Limits       sa.Limits
 	LogLevel     slog.Level
 }
@@ -48,12 +50,9 @@ type Settings struct {
 // the local stack). Unset limits take the product defaults; malformed values are errors, so a
 // typo in the template stops a cold start instead of silently changing a limit.
 func Load(getenv func(string) string) (Settings, error) {
-	s := Settings{Table: getenv(EnvTable), PepperSecret: getenv(EnvPepperSecret), Limits: sa.DefaultLimits}
+	s := Settings{Table: getenv(EnvTable), PepperSecret: getenv(EnvPepperSecret), CursorSecret: getenv(EnvCursorSecret), Limits: sa.DefaultLimits}
 	if s.Table == "" {
 		return Settings{}, fmt.Errorf("%s is not set", EnvTable)
-	}
-	if s.PepperSecret == "" {
-		return Settings{}, fmt.Errorf("%s is not set", EnvPepperSecret)
 	}
 	var err error
 	interval := int(s.Limits.LastUsedInterval / time.Second)

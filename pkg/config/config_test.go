@@ -23,7 +23,8 @@ func TestLoad(t *testing.T) {
 		}, true},
 		{"LogLevel", map[string]string{config.EnvLogLevel: "debug"}, func(s config.Settings) bool { return s.LogLevel.String() == "DEBUG" }, true},
 		{"ErrNoTable", map[string]string{config.EnvTable: ""}, nil, false},
-		{"ErrNoSecret", map[string]string{config.EnvPepperSecret: ""}, nil, false},
+		// Secrets are per function: NewApp requires those the function needs.
+		{"NoSecrets", map[string]string{config.EnvPepperSecret: ""}, func(s config.Settings) bool { return s.PepperSecret == "" && s.CursorSecret == "" }, true},
 		{"ErrNotANumber", map[string]string{config.EnvMaxActiveTokens: "ten"}, nil, false},
 		{"ErrZeroTokens", map[string]string{config.EnvMaxActiveTokens: "0"}, nil, false},
 		{"ErrLifetimeTooLong", map[string]string{config.EnvMaxTokenLifetime: "366"}, nil, false},

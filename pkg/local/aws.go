@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,7 +24,6 @@ import (
 
 	"github.com/opentrace/service-accounts/pkg/dynamolocal"
 	"github.com/opentrace/service-accounts/pkg/iam"
-	"github.com/opentrace/service-accounts/pkg/secrets"
 	"github.com/opentrace/service-accounts/pkg/secretslocal"
 	"github.com/opentrace/service-accounts/pkg/template"
 	"github.com/opentrace/service-accounts/pkg/wire"
@@ -38,7 +39,7 @@ type AWS struct {
 	streamARN   string
 	admin       *dynamodb.Client
 	secrets     *secretslocal.Server
-	pepperARN   string
+	secretARNs  map[string]string // by the template's logical id
 	env         *iam.Environment
 	endpoints   map[string]string
 	region      string
@@ -99,12 +100,23 @@ func newAWS(ctx context.Context, tpl *template.Template, tableID string, opts Op
 		return nil, err
 	}
 
-	// The pepper: a fresh secret of the deployed shape.
-	raw, err := secrets.Generate(rand.Reader)
-	if err != nil {
-		return nil, err
+	// The secrets: each generated as CloudFormation generates it from the template.
+	a.secretARNs = map[string]string{}
+	for _, id := range slices.Sorted(maps.Keys(tpl.Resources)) {
+		if tpl.Resources[id].Type != "AWS::SecretsManager::Secret" {
+			continue
+		}
+		gen, _ := tpl.Resources[id].Properties["GenerateSecretString"].(map[string]any)
+		spec, err := secretslocal.ParseGenerate(gen)
+		if err != nil {
+			return nil, fmt.Errorf("template: %s: %w", id, err)
+		}
+		value, err := spec.Generate(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		a.secretARNs[id] = a.secrets.Put(id, value)
 	}
-	a.pepperARN = a.secrets.Put(PepperSecretName, string(raw))
 	a.env = &iam.Environment{Region: Region, Account: AccountID,
 		PartitionKeys: map[string]string{table: a.keys[0]}, Secrets: a.secrets.ARNs()}
 	return a, nil
@@ -147,7 +159,7 @@ func (a *AWS) ensureTable(ctx context.Context, def template.Table, log *slog.Log
 // Resolver gives the template's intrinsic functions their values on this machine: the
 // parameters (defaults where params names none), the table's name and ARNs, the secret's ARN,
 // and the ARNs of the other resources in this stack's account and region.
-func Resolver(tpl *template.Template, params map[string]string, table, streamARN, secretARN string) template.Resolver {
+func Resolver(tpl *template.Template, params map[string]string, table, streamARN string, secretARNs map[string]string) template.Resolver {
 	r := template.Resolver{
 		Params: params, Refs: map[string]string{}, Attrs: map[string]string{},
 		Pseudo: map[string]string{"AWS::Region": Region, "AWS::AccountId": AccountID, "AWS::Partition": "aws",
@@ -160,7 +172,7 @@ func Resolver(tpl *template.Template, params map[string]string, table, streamARN
 			r.Attrs[id+".Arn"] = fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%s", Region, AccountID, table)
 			r.Attrs[id+".StreamArn"] = streamARN
 		case "AWS::SecretsManager::Secret":
-			r.Refs[id] = secretARN
+			r.Refs[id] = secretARNs[id]
 		case "AWS::Serverless::Function":
 			r.Attrs[id+".Arn"] = fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", Region, AccountID, id)
 		case "AWS::SQS::Queue":

@@ -4,11 +4,16 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/opentrace/service-accounts/pkg/iam"
 	"github.com/opentrace/service-accounts/pkg/local"
+	"github.com/opentrace/service-accounts/pkg/template"
 )
 
 // TestLocalEndpointsRefuseWebPages: a web page cannot reach the stack through DNS rebinding
@@ -122,4 +127,39 @@ func jwtClaims(t *testing.T, jwt string) map[string]any {
 		t.Fatal(err)
 	}
 	return claims
+}
+
+// TestSecretsReadOnlyByTheirFunctions: as their roles in template.yaml are expanded, only the
+// functions that hash tokens may read the pepper (the authorizer and generate), and only list
+// may read the key that signs its cursors.
+func TestSecretsReadOnlyByTheirFunctions(t *testing.T) {
+	tpl, err := template.Load("../../template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	functions, err := tpl.Functions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	arns := map[string]string{}
+	for _, id := range []string{"PepperSecret", "CursorSecret"} {
+		arns[id] = "arn:aws:secretsmanager:" + local.Region + ":" + local.AccountID + ":secret:" + id + "-AbCdEf"
+	}
+	resolver := local.Resolver(tpl, nil, "table", "arn:aws:dynamodb:us-east-1:123456789012:table/table/stream/x", arns)
+	readers := map[string][]string{}
+	for _, id := range slices.Sorted(maps.Keys(functions)) {
+		role, err := iam.Build(tpl, functions[id], resolver, local.AccountID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for secret, arn := range arns {
+			if role.Evaluate(iam.Request{Action: "secretsmanager:GetSecretValue", Resource: arn}) == iam.Allowed {
+				readers[secret] = append(readers[secret], id)
+			}
+		}
+	}
+	want := map[string][]string{"PepperSecret": {"AuthorizerFunction", "GenerateFunction"}, "CursorSecret": {"ListFunction"}}
+	if !reflect.DeepEqual(readers, want) {
+		t.Fatalf("readers of each secret: %v, want %v", readers, want)
+	}
 }

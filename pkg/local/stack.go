@@ -27,8 +27,7 @@ import (
 
 // Local names of the template's resources.
 const (
-	TableName        = "opentrace-service-accounts-local"
-	PepperSecretName = "local/pepper"
+	TableName = "opentrace-service-accounts-local"
 )
 
 // Options configure a stack.
@@ -170,9 +169,6 @@ func (s *Stack) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.single("AWS::SecretsManager::Secret"); err != nil {
-		return err
-	}
 	if s.AWS, err = newAWS(ctx, s.tpl, tableID, s.opts, s.log); err != nil {
 		return err
 	}
@@ -186,7 +182,7 @@ func (s *Stack) build(ctx context.Context) error {
 		"IdentityAudience": "", "IdentityAuthorizedParties": s.URL,
 	}
 	maps.Copy(params, s.opts.Params)
-	resolver := Resolver(s.tpl, params, s.AWS.table, s.AWS.streamARN, s.AWS.pepperARN)
+	resolver := Resolver(s.tpl, params, s.AWS.table, s.AWS.streamARN, s.AWS.secretARNs)
 	if err := s.tpl.CheckRules(resolver); err != nil {
 		return err
 	}

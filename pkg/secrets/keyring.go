@@ -2,8 +2,6 @@ package secrets
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,11 +13,7 @@ import (
 // its JSON field name rather than as a bare hasher error.
 const minKeyLen = 32
 
-// cursorKeyLabel separates the cursor-signing key from the pepper. The version suffix lets a
-// future derivation change without colliding with cursors signed under this one.
-const cursorKeyLabel = "opentrace/cursor/v1"
-
-// ErrInvalidKeyring is wrapped by every error that reports a secret or a pair of peppers that
+// ErrInvalidKeyring is wrapped by every error that reports a secret or a set of peppers that
 // cannot make a Keyring: bad JSON, a missing field, a short key or clashing versions. Callers
 // tell a misconfigured secret from an unreachable Secrets Manager with errors.Is.
 var ErrInvalidKeyring = errors.New("invalid pepper keyring")
@@ -31,103 +25,93 @@ type Source interface {
 	Keyring(ctx context.Context) (Keyring, error)
 }
 
-// Keyring is the set of peppers in force: Current first, then Previous during rotation. Printing
-// a Keyring with fmt or log/slog shows the versions only.
+// Ring is the peppers a secret holds: always a current one, and during a rotation a next one
+// (first phase) or a previous one (second phase).
+type Ring struct {
+	Current        token.Pepper
+	Next, Previous *token.Pepper
+}
+
+// Keyring is the set of peppers in force as hashers. Printing a Keyring with fmt or log/slog
+// shows the versions only.
 type Keyring struct {
 	// Current hashes every new token and is tried first when checking one.
 	Current *token.Hasher
-	// Previous is the pepper being rotated out, or nil outside a rotation.
+	// Next is the pepper a rotation is bringing in: accepted when checking a token, never used
+	// to issue one, so that once every instance holds it, the pepper can become current
+	// without any instance refusing a token hashed with it. Nil outside the first phase.
+	Next *token.Hasher
+	// Previous is the pepper a rotation took out of current, still accepted until the tokens
+	// hashed with it are gone. Nil outside the second phase.
 	Previous *token.Hasher
-
-	// cursorKey returns a copy of the cursor key, derived once when the keyring is built so that
-	// the raw pepper need not be kept. It is a closure because fmt prints a func as an address
-	// under every verb, even as an unexported field it cannot call methods on; a byte array,
-	// even behind a pointer, is printed in full by a mismatched verb such as %s on a struct
-	// holding a Keyring.
-	cursorKey func() []byte
 }
 
-// newKeyring validates the peppers and builds the hashers and the cursor key. Its messages name
-// the fields of the secret's JSON, which map one to one onto the peppers' versions and keys.
-func newKeyring(current token.Pepper, previous *token.Pepper) (Keyring, error) {
-	if current.Version == "" {
+// newKeyring validates the peppers and builds their hashers. Its messages name the fields of the
+// secret's JSON, which map one to one onto the peppers' versions and keys.
+func newKeyring(r Ring) (Keyring, error) {
+	if r.Current.Version == "" {
 		return Keyring{}, fmt.Errorf("%w: currentVersion is missing", ErrInvalidKeyring)
 	}
-	if len(current.Key) == 0 {
+	if len(r.Current.Key) == 0 {
 		return Keyring{}, fmt.Errorf("%w: current is missing", ErrInvalidKeyring)
 	}
-	if len(current.Key) < minKeyLen {
-		return Keyring{}, fmt.Errorf("%w: current is %d bytes, want at least %d", ErrInvalidKeyring, len(current.Key), minKeyLen)
+	var kr Keyring
+	var err error
+	if kr.Current, err = hasher("current", &r.Current); err != nil {
+		return Keyring{}, err
 	}
-	cur, err := token.NewHasher(current)
-	if err != nil {
-		return Keyring{}, fmt.Errorf("%w: current: %w", ErrInvalidKeyring, err)
+	// Stored hashes name their pepper by version, so two keys under one version would make
+	// the tokens hashed with either ambiguous.
+	seen := map[string]string{r.Current.Version: "currentVersion"}
+	for _, p := range []struct {
+		field string
+		in    *token.Pepper
+		out   **token.Hasher
+	}{{"next", r.Next, &kr.Next}, {"previous", r.Previous, &kr.Previous}} {
+		if p.in == nil {
+			continue
+		}
+		if p.in.Version == "" {
+			return Keyring{}, fmt.Errorf("%w: %s is set but %sVersion is missing", ErrInvalidKeyring, p.field, p.field)
+		}
+		if other, ok := seen[p.in.Version]; ok {
+			return Keyring{}, fmt.Errorf("%w: %sVersion equals %s %q", ErrInvalidKeyring, p.field, other, p.in.Version)
+		}
+		seen[p.in.Version] = p.field + "Version"
+		if *p.out, err = hasher(p.field, p.in); err != nil {
+			return Keyring{}, err
+		}
 	}
-	kr := Keyring{Current: cur, cursorKey: deriveCursorKey(current.Key)}
-	if previous == nil {
-		return kr, nil
-	}
-
-	switch {
-	case previous.Version == "":
-		return Keyring{}, fmt.Errorf("%w: previous is set but previousVersion is missing", ErrInvalidKeyring)
-	case previous.Version == current.Version:
-		// Stored hashes name their pepper by version, so two keys under one version would make
-		// the older tokens' hashes ambiguous.
-		return Keyring{}, fmt.Errorf("%w: previousVersion equals currentVersion %q", ErrInvalidKeyring, current.Version)
-	case len(previous.Key) < minKeyLen:
-		return Keyring{}, fmt.Errorf("%w: previous is %d bytes, want at least %d", ErrInvalidKeyring, len(previous.Key), minKeyLen)
-	}
-	prev, err := token.NewHasher(*previous)
-	if err != nil {
-		return Keyring{}, fmt.Errorf("%w: previous: %w", ErrInvalidKeyring, err)
-	}
-	kr.Previous = prev
 	return kr, nil
 }
 
-func deriveCursorKey(pepper []byte) func() []byte {
-	mac := hmac.New(sha256.New, pepper)
-	mac.Write([]byte(cursorKeyLabel))
-	var key [sha256.Size]byte
-	mac.Sum(key[:0])
-	return func() []byte {
-		c := key
-		return c[:]
+func hasher(field string, p *token.Pepper) (*token.Hasher, error) {
+	if len(p.Key) < minKeyLen {
+		return nil, fmt.Errorf("%w: %s is %d bytes, want at least %d", ErrInvalidKeyring, field, len(p.Key), minKeyLen)
 	}
+	h, err := token.NewHasher(*p)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidKeyring, field, err)
+	}
+	return h, nil
 }
 
-// Hashers returns Current then Previous, if any, in the order a token should be checked. It
-// returns nil for the zero Keyring.
+// Hashers returns the hashers in the order a token is checked: Current, then Next, then
+// Previous, each if present. It returns nil for the zero Keyring.
 func (k Keyring) Hashers() []*token.Hasher {
-	hs := make([]*token.Hasher, 0, 2)
-	for _, h := range []*token.Hasher{k.Current, k.Previous} {
+	var hs []*token.Hasher
+	for _, h := range []*token.Hasher{k.Current, k.Next, k.Previous} {
 		if h != nil {
 			hs = append(hs, h)
 		}
 	}
-	if len(hs) == 0 {
-		return nil
-	}
 	return hs
-}
-
-// CursorKey returns the 32-byte key that signs pagination cursors: HMAC-SHA256 of the string
-// "opentrace/cursor/v1" under the current pepper's key. Deriving it lets one secret serve both
-// purposes without the pepper itself signing anything a client can see. The key follows the
-// current pepper, so a rotation invalidates outstanding cursors, which is acceptable for
-// short-lived pagination state. Each call returns a fresh copy the caller may keep or clear. It
-// returns nil for a Keyring that was not built by this package.
-func (k Keyring) CursorKey() []byte {
-	if k.cursorKey == nil {
-		return nil
-	}
-	return k.cursorKey()
 }
 
 // String returns the pepper versions, never key material.
 func (k Keyring) String() string {
-	return "secrets.Keyring{Current: " + hasherVersion(k.Current) + ", Previous: " + hasherVersion(k.Previous) + "}"
+	return "secrets.Keyring{Current: " + hasherVersion(k.Current) + ", Next: " + hasherVersion(k.Next) +
+		", Previous: " + hasherVersion(k.Previous) + "}"
 }
 
 // Format implements fmt.Formatter so that every verb, including %x and %#v, prints String and
@@ -140,6 +124,7 @@ func (k Keyring) Format(f fmt.State, _ rune) {
 func (k Keyring) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("current", hasherVersion(k.Current)),
+		slog.String("next", hasherVersion(k.Next)),
 		slog.String("previous", hasherVersion(k.Previous)),
 	)
 }

@@ -3,7 +3,6 @@ package secrets_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,49 +12,6 @@ import (
 	"github.com/opentrace/service-accounts/pkg/secrets"
 	"github.com/opentrace/service-accounts/pkg/token"
 )
-
-func TestKeyringCursorKey(t *testing.T) {
-	withPrev := mustStatic(t, token.Pepper{Version: "2", Key: []byte(keyV2)}, &token.Pepper{Version: "1", Key: []byte(keyV1)})
-	kr, err := withPrev.Keyring(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	tests := []struct {
-		name string
-		kr   secrets.Keyring
-		want []byte
-	}{
-		{name: "FollowsCurrentNotPrevious", kr: kr, want: cursorKeyFor(keyV2)},
-		{name: "ZeroKeyring", kr: secrets.Keyring{}, want: nil},
-		{name: "HandBuiltKeyring", kr: secrets.Keyring{Current: kr.Current}, want: nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := tt.kr.CursorKey()
-			if !bytes.Equal(got, tt.want) || (got == nil) != (tt.want == nil) {
-				t.Fatalf("CursorKey() = %x, want %x", got, tt.want)
-			}
-		})
-	}
-
-	t.Run("SeparateFromPepper", func(t *testing.T) {
-		got := kr.CursorKey()
-		if len(got) != 32 {
-			t.Fatalf("len(CursorKey()) = %d, want 32", len(got))
-		}
-		if bytes.Contains([]byte(keyV2), got) || bytes.Equal(got, []byte(keyV2)[:32]) {
-			t.Fatal("CursorKey() reuses the pepper")
-		}
-	})
-
-	t.Run("ReturnsCopy", func(t *testing.T) {
-		clear(kr.CursorKey())
-		if !bytes.Equal(kr.CursorKey(), cursorKeyFor(keyV2)) {
-			t.Fatal("clearing a returned cursor key changed the keyring")
-		}
-	})
-}
 
 func TestKeyringHashers(t *testing.T) {
 	cur := mustStatic(t, token.Pepper{Version: "2", Key: []byte(keyV2)}, nil)
@@ -135,7 +91,7 @@ func TestNoKeyMaterialInOutput(t *testing.T) {
 	})
 
 	t.Run("StringShowsVersions", func(t *testing.T) {
-		if got, want := fmt.Sprint(kr), "secrets.Keyring{Current: 2, Previous: 1}"; got != want {
+		if got, want := fmt.Sprint(kr), "secrets.Keyring{Current: 2, Next: <none>, Previous: 1}"; got != want {
 			t.Errorf("Sprint(keyring) = %q, want %q", got, want)
 		}
 	})
@@ -146,23 +102,28 @@ func TestNewStatic(t *testing.T) {
 	pp := func(version, key string) *token.Pepper { v := p(version, key); return &v }
 
 	tests := []struct {
-		name     string
-		current  token.Pepper
-		previous *token.Pepper
-		wantErr  string
+		name    string
+		ring    secrets.Ring
+		wantErr string
 	}{
-		{name: "CurrentOnly", current: p("1", keyV1)},
-		{name: "WithPrevious", current: p("2", keyV2), previous: pp("1", keyV1)},
-		{name: "EmptyVersion", current: p("", keyV1), wantErr: "currentVersion is missing"},
-		{name: "EmptyKey", current: p("1", ""), wantErr: "current is missing"},
-		{name: "ShortKey", current: p("1", keyV1[:31]), wantErr: "current is 31 bytes"},
-		{name: "PreviousEmptyVersion", current: p("2", keyV2), previous: pp("", keyV1), wantErr: "previousVersion is missing"},
-		{name: "PreviousSameVersion", current: p("2", keyV2), previous: pp("2", keyV1), wantErr: "previousVersion equals currentVersion"},
-		{name: "PreviousShortKey", current: p("2", keyV2), previous: pp("1", "short"), wantErr: "previous is 5 bytes"},
+		{name: "CurrentOnly", ring: secrets.Ring{Current: p("1", keyV1)}},
+		{name: "WithNext", ring: secrets.Ring{Current: p("1", keyV1), Next: pp("2", keyV2)}},
+		{name: "WithPrevious", ring: secrets.Ring{Current: p("2", keyV2), Previous: pp("1", keyV1)}},
+		{name: "WithBoth", ring: secrets.Ring{Current: p("2", keyV2), Next: pp("3", keyV3), Previous: pp("1", keyV1)}},
+		{name: "EmptyVersion", ring: secrets.Ring{Current: p("", keyV1)}, wantErr: "currentVersion is missing"},
+		{name: "EmptyKey", ring: secrets.Ring{Current: p("1", "")}, wantErr: "current is missing"},
+		{name: "ShortKey", ring: secrets.Ring{Current: p("1", keyV1[:31])}, wantErr: "current is 31 bytes"},
+		{name: "PreviousEmptyVersion", ring: secrets.Ring{Current: p("2", keyV2), Previous: pp("", keyV1)}, wantErr: "previousVersion is missing"},
+		{name: "PreviousSameVersion", ring: secrets.Ring{Current: p("2", keyV2), Previous: pp("2", keyV1)}, wantErr: "previousVersion equals currentVersion"},
+		{name: "PreviousShortKey", ring: secrets.Ring{Current: p("2", keyV2), Previous: pp("1", "short")}, wantErr: "previous is 5 bytes"},
+		{name: "NextEmptyVersion", ring: secrets.Ring{Current: p("1", keyV1), Next: pp("", keyV2)}, wantErr: "nextVersion is missing"},
+		{name: "NextSameVersion", ring: secrets.Ring{Current: p("1", keyV1), Next: pp("1", keyV2)}, wantErr: "nextVersion equals currentVersion"},
+		{name: "NextShortKey", ring: secrets.Ring{Current: p("1", keyV1), Next: pp("2", "short")}, wantErr: "next is 5 bytes"},
+		{name: "PreviousSameAsNext", ring: secrets.Ring{Current: p("2", keyV2), Next: pp("3", keyV3), Previous: pp("3", keyV1)}, wantErr: "previousVersion equals nextVersion"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := secrets.NewStatic(tt.current, tt.previous)
+			s, err := secrets.NewStatic(tt.ring)
 			if tt.wantErr != "" {
 				if err == nil {
 					t.Fatalf("NewStatic = %v, want error", s)
@@ -181,16 +142,19 @@ func TestNewStatic(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Keyring: %v", err)
 				}
-				wantHasher(t, "current", kr.Current, tt.current.Version, string(tt.current.Key))
-				if tt.previous == nil {
-					if kr.Previous != nil {
-						t.Errorf("Previous = %v, want nil", kr.Previous)
+				wantHasher(t, "current", kr.Current, tt.ring.Current.Version, string(tt.ring.Current.Key))
+				for _, o := range []struct {
+					name string
+					got  *token.Hasher
+					want *token.Pepper
+				}{{"next", kr.Next, tt.ring.Next}, {"previous", kr.Previous, tt.ring.Previous}} {
+					if o.want == nil {
+						if o.got != nil {
+							t.Errorf("%s = %v, want nil", o.name, o.got)
+						}
+						continue
 					}
-				} else {
-					wantHasher(t, "previous", kr.Previous, tt.previous.Version, string(tt.previous.Key))
-				}
-				if !bytes.Equal(kr.CursorKey(), cursorKeyFor(string(tt.current.Key))) {
-					t.Error("CursorKey does not derive from the current key")
+					wantHasher(t, o.name, o.got, o.want.Version, string(o.want.Key))
 				}
 			}
 		})
@@ -204,16 +168,12 @@ var (
 )
 
 func TestStaticKeyring(t *testing.T) {
-	raw, err := secrets.Generate(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := secrets.Parse(raw)
+	kr, err := secrets.Parse([]byte(secretJSON(t, "currentVersion", "2", "current", keyV2, "nextVersion", "3", "next", keyV3)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, err := secrets.StaticKeyring(kr).Keyring(context.Background())
-	if err != nil || got.Current != kr.Current || string(got.CursorKey()) != string(kr.CursorKey()) {
+	if err != nil || got.Current != kr.Current || got.Next != kr.Next {
 		t.Fatalf("StaticKeyring serves %v, %v; want the keyring it was given", got, err)
 	}
 }

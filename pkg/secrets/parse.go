@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/opentrace/service-accounts/pkg/token"
 )
@@ -14,6 +13,8 @@ import (
 type secretJSON struct {
 	CurrentVersion  string `json:"currentVersion"`
 	Current         string `json:"current"`
+	NextVersion     string `json:"nextVersion,omitempty"`
+	Next            string `json:"next,omitempty"`
 	PreviousVersion string `json:"previousVersion,omitempty"`
 	Previous        string `json:"previous,omitempty"`
 }
@@ -27,12 +28,16 @@ func Parse(secretString []byte) (Keyring, error) {
 	if err := json.Unmarshal(secretString, &s); err != nil {
 		return Keyring{}, fmt.Errorf("%w: %s", ErrInvalidKeyring, describeJSONError(err))
 	}
-	current := token.Pepper{Version: s.CurrentVersion, Key: []byte(s.Current)}
-	var previous *token.Pepper
-	if s.Previous != "" {
-		previous = &token.Pepper{Version: s.PreviousVersion, Key: []byte(s.Previous)}
+	optional := func(version, key string) *token.Pepper {
+		if key == "" {
+			return nil
+		}
+		return &token.Pepper{Version: version, Key: []byte(key)}
 	}
-	return newKeyring(current, previous)
+	return newKeyring(Ring{
+		Current: token.Pepper{Version: s.CurrentVersion, Key: []byte(s.Current)},
+		Next:    optional(s.NextVersion, s.Next), Previous: optional(s.PreviousVersion, s.Previous),
+	})
 }
 
 // describeJSONError turns a decoding error into a message that carries no input bytes. It never
@@ -51,39 +56,4 @@ func describeJSONError(err error) string {
 	default:
 		return "secret is not valid JSON"
 	}
-}
-
-// generatedKeyLen is long enough that the 62-symbol alphabet gives about 381 bits, more than the
-// 256 bits an HMAC-SHA256 key can use.
-const generatedKeyLen = 64
-
-const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
-// Generate returns a fresh secret string of the shape Parse reads: version "1" and a current key
-// of 64 random alphanumeric characters read from r, which is normally crypto/rand.Reader. It is
-// for the local stack, which has no CloudFormation to generate one. It returns an error when r
-// fails or yields too few usable bytes.
-func Generate(r io.Reader) ([]byte, error) {
-	key := make([]byte, 0, generatedKeyLen)
-	buf := make([]byte, generatedKeyLen)
-	// Rejection sampling discards about 3% of bytes, so a handful of rounds always suffices for
-	// a real random source; the bound turns a stuck reader into an error instead of a hang.
-	for round := 0; len(key) < generatedKeyLen; round++ {
-		if round == 16 {
-			return nil, errors.New("generate pepper secret: random source yields too few usable bytes")
-		}
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return nil, fmt.Errorf("generate pepper secret: %w", err)
-		}
-		for _, b := range buf {
-			// 248 is the largest multiple of 62 below 256; taking b%62 only below it keeps
-			// every character equally likely.
-			if b >= 248 || len(key) == generatedKeyLen {
-				continue
-			}
-			key = append(key, alphabet[int(b)%len(alphabet)])
-		}
-		clear(buf)
-	}
-	return json.Marshal(secretJSON{CurrentVersion: "1", Current: string(key)})
 }

@@ -1,16 +1,14 @@
 package secrets_test
 
 import (
-	"bytes"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"regexp"
+	"slices"
 	"strings"
 	"testing"
-	"testing/iotest"
 
 	"github.com/opentrace/service-accounts/pkg/secrets"
+	"github.com/opentrace/service-accounts/pkg/token"
 )
 
 func TestParse(t *testing.T) {
@@ -20,6 +18,7 @@ func TestParse(t *testing.T) {
 		name         string
 		secret       string
 		wantCurrent  [2]string // version, key
+		wantNext     *[2]string
 		wantPrevious *[2]string
 	}{
 		{
@@ -32,6 +31,24 @@ func TestParse(t *testing.T) {
 			secret:       secretJSON(t, "currentVersion", "2", "current", keyV2, "previousVersion", "1", "previous", keyV1),
 			wantCurrent:  [2]string{"2", keyV2},
 			wantPrevious: &[2]string{"1", keyV1},
+		},
+		{
+			name:        "WithNext",
+			secret:      secretJSON(t, "currentVersion", "1", "current", keyV1, "nextVersion", "2", "next", keyV2),
+			wantCurrent: [2]string{"1", keyV1},
+			wantNext:    &[2]string{"2", keyV2},
+		},
+		{
+			name:         "WithNextAndPrevious",
+			secret:       secretJSON(t, "currentVersion", "2", "current", keyV2, "nextVersion", "3", "next", keyV3, "previousVersion", "1", "previous", keyV1),
+			wantCurrent:  [2]string{"2", keyV2},
+			wantNext:     &[2]string{"3", keyV3},
+			wantPrevious: &[2]string{"1", keyV1},
+		},
+		{
+			name:        "NextVersionWithoutNextIsIgnored",
+			secret:      secretJSON(t, "currentVersion", "2", "current", keyV2, "nextVersion", "3"),
+			wantCurrent: [2]string{"2", keyV2},
 		},
 		{
 			name:        "PreviousVersionWithoutPreviousIsIgnored",
@@ -61,22 +78,23 @@ func TestParse(t *testing.T) {
 				t.Fatalf("Parse: %v", err)
 			}
 			wantHasher(t, "current", kr.Current, tt.wantCurrent[0], tt.wantCurrent[1])
-			hs := kr.Hashers()
-			if tt.wantPrevious == nil {
-				if kr.Previous != nil {
-					t.Errorf("Previous = %v, want nil", kr.Previous)
+			want := []*token.Hasher{kr.Current}
+			for _, o := range []struct {
+				name string
+				got  *token.Hasher
+				want *[2]string
+			}{{"next", kr.Next, tt.wantNext}, {"previous", kr.Previous, tt.wantPrevious}} {
+				if o.want == nil {
+					if o.got != nil {
+						t.Errorf("%s = %v, want nil", o.name, o.got)
+					}
+					continue
 				}
-				if len(hs) != 1 || hs[0] != kr.Current {
-					t.Errorf("Hashers() = %v, want [Current]", hs)
-				}
-			} else {
-				wantHasher(t, "previous", kr.Previous, tt.wantPrevious[0], tt.wantPrevious[1])
-				if len(hs) != 2 || hs[0] != kr.Current || hs[1] != kr.Previous {
-					t.Errorf("Hashers() = %v, want [Current Previous]", hs)
-				}
+				wantHasher(t, o.name, o.got, o.want[0], o.want[1])
+				want = append(want, o.got)
 			}
-			if got, want := kr.CursorKey(), cursorKeyFor(tt.wantCurrent[1]); !bytes.Equal(got, want) {
-				t.Errorf("CursorKey() = %x, want %x", got, want)
+			if hs := kr.Hashers(); !slices.Equal(hs, want) {
+				t.Errorf("Hashers() = %v, want current, next, previous: %v", hs, want)
 			}
 		})
 	}
@@ -106,6 +124,9 @@ func TestParseInvalid(t *testing.T) {
 		{name: "PreviousWithoutVersion", secret: secretJSON(t, "currentVersion", "2", "current", keyV2, "previous", keyV1), wantMsg: "previousVersion is missing"},
 		{name: "PreviousVersionEqualsCurrent", secret: secretJSON(t, "currentVersion", "1", "current", keyV2, "previousVersion", "1", "previous", keyV1), wantMsg: "previousVersion equals currentVersion"},
 		{name: "ShortPrevious", secret: secretJSON(t, "currentVersion", "2", "current", keyV2, "previousVersion", "1", "previous", keyV1[:20]), wantMsg: "previous is 20 bytes"},
+		{name: "NextWithoutVersion", secret: secretJSON(t, "currentVersion", "2", "current", keyV2, "next", keyV3), wantMsg: "nextVersion is missing"},
+		{name: "NextVersionEqualsCurrent", secret: secretJSON(t, "currentVersion", "2", "current", keyV2, "nextVersion", "2", "next", keyV3), wantMsg: "nextVersion equals currentVersion"},
+		{name: "NextNotString", secret: `{"currentVersion":"2","current":"` + keyV2 + `","nextVersion":"3","next":7}`, wantMsg: "next is not a string"},
 		{name: "PreviousNotString", secret: `{"currentVersion":"2","current":"` + keyV2 + `","previousVersion":"1","previous":true}`, wantMsg: "previous is not a string"},
 	}
 	for _, tt := range tests {
@@ -121,7 +142,7 @@ func TestParseInvalid(t *testing.T) {
 				t.Errorf("error %q does not contain %q", err, tt.wantMsg)
 			}
 			assertNoLeak(t, "error", err.Error())
-			if kr.Current != nil || kr.Previous != nil || kr.CursorKey() != nil {
+			if kr.Current != nil || kr.Next != nil || kr.Previous != nil {
 				t.Errorf("Parse returned a non-zero keyring %v with its error", kr)
 			}
 		})
@@ -140,76 +161,4 @@ func TestParseSyntaxErrorHidesInput(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "Z") {
 		t.Fatalf("Parse error = %v, want one without input characters", err)
 	}
-}
-
-func TestGenerate(t *testing.T) {
-	alnum64 := regexp.MustCompile(`^[A-Za-z0-9]{64}$`)
-
-	t.Run("OK", func(t *testing.T) {
-		a, err := secrets.Generate(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := secrets.Generate(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if bytes.Equal(a, b) {
-			t.Fatal("two Generate calls returned the same secret")
-		}
-		for _, secret := range [][]byte{a, b} {
-			var fields map[string]string
-			if err := json.Unmarshal(secret, &fields); err != nil {
-				t.Fatal(err)
-			}
-			if len(fields) != 2 || fields["currentVersion"] != "1" || !alnum64.MatchString(fields["current"]) {
-				t.Errorf("Generate() fields = %v, want currentVersion 1 and 64 alphanumerics", fields)
-			}
-			kr, err := secrets.Parse(secret)
-			if err != nil {
-				t.Fatalf("Parse(Generate()): %v", err)
-			}
-			wantHasher(t, "current", kr.Current, "1", fields["current"])
-			if kr.Previous != nil {
-				t.Error("generated secret has a previous pepper")
-			}
-		}
-	})
-
-	tests := []struct {
-		name string
-		r    func() *bytes.Reader
-		err  bool
-	}{
-		// 0xF8 and up are rejected to avoid modulo bias, so a source of only those must not hang.
-		{name: "OnlyRejectedBytes", r: func() *bytes.Reader { return bytes.NewReader(bytes.Repeat([]byte{0xff}, 1<<16)) }, err: true},
-		{name: "ShortReader", r: func() *bytes.Reader { return bytes.NewReader(make([]byte, 10)) }, err: true},
-		{name: "Deterministic", r: func() *bytes.Reader { return bytes.NewReader(bytes.Repeat([]byte{0, 61, 62, 247, 248}, 100)) }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := secrets.Generate(tt.r())
-			if tt.err {
-				if err == nil {
-					t.Fatalf("Generate = %s, want error", got)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			// 0→A, 61→9, 62→A, 247→9; 248 is skipped.
-			want := `{"currentVersion":"1","current":"` + strings.Repeat("A9A9", 16) + `"}`
-			if string(got) != want {
-				t.Errorf("Generate = %s, want %s", got, want)
-			}
-		})
-	}
-
-	t.Run("ReaderError", func(t *testing.T) {
-		boom := errors.New("entropy unavailable")
-		if _, err := secrets.Generate(iotest.ErrReader(boom)); !errors.Is(err, boom) {
-			t.Fatalf("Generate error = %v, want %v", err, boom)
-		}
-	})
 }

@@ -221,3 +221,18 @@ func (s *SecretsManager) Format(f fmt.State, _ rune) {
 func (s *SecretsManager) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("secret", s.secretID))
 }
+
+// ReadKey reads a secret that holds one key, as CloudFormation's GenerateSecretString writes it
+// without a template: the key that signs pagination cursors. The key must be at least 32
+// bytes. It is read once, at a cold start: a rotated key reaches instances as they start, and a
+// cursor signed under the old one is refused as any bad cursor is.
+func ReadKey(ctx context.Context, client GetSecretValueAPI, secretID string) ([]byte, error) {
+	out, err := client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(secretID)})
+	if err != nil {
+		return nil, fmt.Errorf("secret %q: %w", secretID, err)
+	}
+	if out.SecretString == nil || len(*out.SecretString) < minKeyLen {
+		return nil, fmt.Errorf("secret %q: want a key of at least %d bytes in SecretString", secretID, minKeyLen)
+	}
+	return []byte(*out.SecretString), nil
+}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-
-	"github.com/opentrace/service-accounts/pkg/token"
 )
 
 // Static is a Source with fixed peppers, for the local stack and tests, where there is no
@@ -14,11 +12,11 @@ type Static struct {
 	keyring Keyring
 }
 
-// NewStatic returns a Static serving current and, when previous is not nil, previous. It applies
-// the same rules as Parse and returns an error wrapping ErrInvalidKeyring when a version is empty,
-// a key is shorter than 32 bytes, or the two versions are equal.
-func NewStatic(current token.Pepper, previous *token.Pepper) (*Static, error) {
-	kr, err := newKeyring(current, previous)
+// NewStatic returns a Static serving the peppers of r. It applies the same rules as Parse and
+// returns an error wrapping ErrInvalidKeyring when a version is empty, a key is shorter than 32
+// bytes, or two versions are equal.
+func NewStatic(r Ring) (*Static, error) {
+	kr, err := newKeyring(r)
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +34,8 @@ func (s *Static) Keyring(context.Context) (Keyring, error) {
 
 // String returns the pepper versions, never key material.
 func (s *Static) String() string {
-	return "secrets.Static{Current: " + hasherVersion(s.keyring.Current) + ", Previous: " + hasherVersion(s.keyring.Previous) + "}"
+	return "secrets.Static{Current: " + hasherVersion(s.keyring.Current) + ", Next: " + hasherVersion(s.keyring.Next) +
+		", Previous: " + hasherVersion(s.keyring.Previous) + "}"
 }
 
 // Format implements fmt.Formatter so that every verb prints String rather than the fields.

@@ -46,15 +46,11 @@ var testPepper = token.Pepper{Version: "1", Key: []byte(strings.Repeat("k", 48))
 func newEnv(t testing.TB, opts ...sa.Option) *env {
 	t.Helper()
 	db := dynamotest.Start(t)
-	src, err := secrets.NewStatic(testPepper, nil)
+	src, err := secrets.NewStatic(secrets.Ring{Current: testPepper})
 	if err != nil {
 		t.Fatal(err)
 	}
-	kr, err := src.Keyring(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := dynamo.New(db.Client, db.Table, kr.CursorKey())
+	store, err := dynamo.New(db.Client, db.Table, []byte(strings.Repeat("c", 32)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -248,9 +248,9 @@ func (s *Service) GenerateToken(ctx context.Context, orgID, saID, actor string, 
 	if err != nil {
 		return Token{}, "", err
 	}
-	hashers, err := s.peppers.Hashers(ctx)
+	hashers, err := s.hashers(ctx)
 	if err != nil {
-		return Token{}, "", Unavailable(fmt.Errorf("read peppers: %w", err))
+		return Token{}, "", err
 	}
 	secret, err := token.Generate(s.rand)
 	if err != nil {
@@ -346,9 +346,9 @@ func (s *Service) Authenticate(ctx context.Context, presented string) (Identity,
 	if err := token.Parse(presented); err != nil {
 		return Identity{}, &Error{Code: EUNAUTHORIZED, Message: "Unauthorized", Err: err}
 	}
-	hashers, err := s.peppers.Hashers(ctx)
+	hashers, err := s.hashers(ctx)
 	if err != nil {
-		return Identity{}, Unavailable(fmt.Errorf("read peppers: %w", err))
+		return Identity{}, err
 	}
 	for _, h := range hashers {
 		hash := h.Hash(presented)
@@ -365,6 +365,22 @@ func (s *Service) Authenticate(ctx context.Context, presented string) (Identity,
 		return Identity{Credential: cred, hash: hash}, nil
 	}
 	return Identity{}, &Error{Code: EUNAUTHORIZED, Message: "Unauthorized", Err: errors.New("unknown token")}
+}
+
+// hashers returns the peppers' hashers, current first. A service built without peppers (a
+// function whose role may not read the pepper) cannot issue or check tokens.
+func (s *Service) hashers(ctx context.Context) ([]*token.Hasher, error) {
+	if s.peppers == nil {
+		return nil, Internal(errors.New("this service holds no peppers"))
+	}
+	hs, err := s.peppers.Hashers(ctx)
+	if err != nil {
+		return nil, Unavailable(fmt.Errorf("read peppers: %w", err))
+	}
+	if len(hs) == 0 {
+		return nil, Internal(errors.New("no peppers in force"))
+	}
+	return hs, nil
 }
 
 // RecordUsage notes that id was just used. It writes at most once per LastUsedInterval per

@@ -480,36 +480,69 @@ func mustToken(t *testing.T) string {
 	return s
 }
 
-// TestPepperRotation: a token hashed with the pepper being rotated out keeps working while the
-// secret holds it as previous, new tokens use the new pepper, and once the previous pepper is
-// removed the old token stops working.
+// TestPepperRotation: a rotation in two phases never refuses a good token, although
+// instances see each change of the secret at different times (each caches it for up to five
+// minutes), while the one-step rotation it replaces does.
+//
+// Before: {current v1}. Phase 1: {current v1, next v2}. Phase 2, once every instance holds
+// phase 1: {current v2, previous v1}. Done, once no token hashed with v1 is left: {current v2}.
 func TestPepperRotation(t *testing.T) {
 	e := newEnv(t)
 	acct := e.create(t, "org_a", "claude-code")
-	_, old := e.generate(t, "org_a", acct.ID)
-	v2 := token.Pepper{Version: "2", Key: []byte(strings.Repeat("n", 48))}
-	rotate := func(current token.Pepper, previous *token.Pepper) *sa.Service {
+	v1, v2 := testPepper, token.Pepper{Version: "2", Key: []byte(strings.Repeat("n", 48))}
+	instance := func(r secrets.Ring) *sa.Service { // one warm instance with its cached keyring
 		t.Helper()
-		src, err := secrets.NewStatic(current, previous)
+		src, err := secrets.NewStatic(r)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return sa.NewService(e.store, secrets.Peppers{Source: src}, sa.WithClock(e.clock.Now))
 	}
-	during := rotate(v2, &testPepper)
-	if _, err := during.Authenticate(e.ctx, old); err != nil {
-		t.Fatalf("during rotation the old token must work: %v", err)
+	before := instance(secrets.Ring{Current: v1})
+	phase1 := instance(secrets.Ring{Current: v1, Next: &v2})
+	phase2 := instance(secrets.Ring{Current: v2, Previous: &v1})
+	done := instance(secrets.Ring{Current: v2})
+	issue := func(by *sa.Service, want string) string {
+		t.Helper()
+		tok, secret, err := by.GenerateToken(e.ctx, "org_a", acct.ID, "u", sa.GenerateInput{})
+		if err != nil || tok.PepperVersion != want {
+			t.Fatalf("issued under version %q (%v), want %s", tok.PepperVersion, err, want)
+		}
+		return secret
 	}
-	tok, fresh, err := during.GenerateToken(e.ctx, "org_a", acct.ID, "u", sa.GenerateInput{})
-	if err != nil || tok.PepperVersion != "2" {
-		t.Fatalf("new token under version %q (%v), want 2", tok.PepperVersion, err)
+	accepts := func(who string, by *sa.Service, secret string, want bool) {
+		t.Helper()
+		_, err := by.Authenticate(e.ctx, secret)
+		if (err == nil) != want {
+			t.Fatalf("%s: accepted = %v (%v), want %v", who, err == nil, err, want)
+		}
 	}
-	after := rotate(v2, nil)
-	if _, err := after.Authenticate(e.ctx, fresh); err != nil {
-		t.Fatalf("after rotation the new token must work: %v", err)
+
+	// Phase 1 beside instances still on the old keyring: next is never used to issue, so
+	// every token issued is one every instance accepts.
+	old := issue(before, "1")
+	fromPhase1 := issue(phase1, "1")
+	for _, by := range []*sa.Service{before, phase1} {
+		accepts("phase 1 beside the old keyring", by, old, true)
+		accepts("phase 1 beside the old keyring", by, fromPhase1, true)
 	}
-	_, err = after.Authenticate(e.ctx, old)
-	wantCode(t, err, sa.EUNAUTHORIZED)
+
+	// Phase 2 beside instances still on phase 1: a token issued with the new pepper is accepted
+	// through next, the old tokens through current and previous.
+	fresh := issue(phase2, "2")
+	for _, by := range []*sa.Service{phase1, phase2} {
+		for _, secret := range []string{old, fromPhase1, fresh} {
+			accepts("phase 2 beside phase 1", by, secret, true)
+		}
+	}
+
+	// What the two phases prevent: an instance that skipped phase 1 refuses the new token.
+	accepts("the old keyring, had phase 1 been skipped", before, fresh, false)
+
+	// Done: previous is removed once the tokens hashed with it are gone, and only then do they
+	// stop working.
+	accepts("done", done, fresh, true)
+	accepts("done", done, old, false)
 }
 
 // TestLookAlikeNames: names that look the same are one name, and names that look like nothing

@@ -6,6 +6,7 @@ package testworld
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"net/http"
@@ -70,12 +71,15 @@ func New(tb testing.TB, params map[string]string) *World {
 }
 
 // App is the domain service, store and settings the management functions are built with,
-// on clients that bypass the IAM check: for setting up what a test then drives through the
-// functions.
+// holding every secret (generate's peppers, list's cursor key), on clients that bypass the IAM
+// check: for setting up what a test then drives through the functions.
 func (w *World) App(tb testing.TB) *wire.App {
 	tb.Helper()
 	if w.app == nil {
-		app, err := wire.NewApp(w.Ctx, w.AdminRuntime("CreateFunction"))
+		rt, list := w.AdminRuntime("GenerateFunction"), w.AdminRuntime("ListFunction")
+		generate := rt.Getenv
+		rt.Getenv = func(k string) string { return cmp.Or(generate(k), list.Getenv(k)) }
+		app, err := wire.NewApp(w.Ctx, rt, wire.Peppers|wire.Cursors)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -102,8 +106,13 @@ func FunctionClient(tb testing.TB, function string, db *dynamotest.DB) *dynamodb
 		tb.Fatalf("template.yaml has no function %s", function)
 	}
 	stream := "arn:aws:dynamodb:" + local.Region + ":" + local.AccountID + ":table/" + db.Table + "/stream/local"
-	secret := "arn:aws:secretsmanager:" + local.Region + ":" + local.AccountID + ":secret:pepper-AbCdEf"
-	role, err := iam.Build(tpl, f, local.Resolver(tpl, nil, db.Table, stream, secret), local.AccountID)
+	secrets := map[string]string{}
+	for id, res := range tpl.Resources {
+		if res.Type == "AWS::SecretsManager::Secret" {
+			secrets[id] = "arn:aws:secretsmanager:" + local.Region + ":" + local.AccountID + ":secret:" + id + "-AbCdEf"
+		}
+	}
+	role, err := iam.Build(tpl, f, local.Resolver(tpl, nil, db.Table, stream, secrets), local.AccountID)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -160,6 +169,9 @@ func (b *Buffer) String() string {
 	return b.b.String()
 }
 
+// CursorKey signs the cursors of Service's store.
+var CursorKey = []byte(strings.Repeat("c", 32))
+
 // Pepper is the pepper Service hashes tokens with, unless a test gives its own.
 var Pepper = token.Pepper{Version: "1", Key: []byte(strings.Repeat("p", 48))}
 
@@ -167,15 +179,11 @@ var Pepper = token.Pepper{Version: "1", Key: []byte(strings.Repeat("p", 48))}
 // setting up what a test then drives through a function, and for the domain's own tests.
 func Service(tb testing.TB, db *dynamotest.DB, pepper token.Pepper, opts ...sa.Option) *sa.Service {
 	tb.Helper()
-	src, err := secrets.NewStatic(pepper, nil)
+	src, err := secrets.NewStatic(secrets.Ring{Current: pepper})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	kr, err := src.Keyring(context.Background())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	store, err := dynamo.New(db.Client, db.Table, kr.CursorKey())
+	store, err := dynamo.New(db.Client, db.Table, CursorKey)
 	if err != nil {
 		tb.Fatal(err)
 	}

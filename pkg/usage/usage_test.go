@@ -54,7 +54,7 @@ func newWorld(t *testing.T) *world {
 	t.Helper()
 	ctx := context.Background()
 	db := dynamotest.Start(t)
-	src, err := secrets.NewStatic(token.Pepper{Version: "1", Key: []byte(strings.Repeat("p", 40))}, nil)
+	src, err := secrets.NewStatic(secrets.Ring{Current: token.Pepper{Version: "1", Key: []byte(strings.Repeat("p", 40))}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,8 +23,8 @@ type (
 // route is one method of the management API.
 type route = func(*apigw.API, context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error)
 
-func api(ctx context.Context, rt Runtime, r route) (apigw.Handler, error) {
-	app, err := NewApp(ctx, rt)
+func api(ctx context.Context, rt Runtime, needs Secrets, r route) (apigw.Handler, error) {
+	app, err := NewApp(ctx, rt, needs)
 	if err != nil {
 		return nil, err
 	}
@@ -36,27 +36,27 @@ func api(ctx context.Context, rt Runtime, r route) (apigw.Handler, error) {
 
 // Create is the function behind POST /orgs/{orgId}/service-accounts.
 func Create(ctx context.Context, rt Runtime) (apigw.Handler, error) {
-	return api(ctx, rt, (*apigw.API).Create)
+	return api(ctx, rt, 0, (*apigw.API).Create)
 }
 
 // List is the function behind the management API's reads.
 func List(ctx context.Context, rt Runtime) (apigw.Handler, error) {
-	return api(ctx, rt, (*apigw.API).Read)
+	return api(ctx, rt, Cursors, (*apigw.API).Read)
 }
 
 // Generate is the function behind POST …/service-accounts/{saId}/tokens.
 func Generate(ctx context.Context, rt Runtime) (apigw.Handler, error) {
-	return api(ctx, rt, (*apigw.API).Generate)
+	return api(ctx, rt, Peppers, (*apigw.API).Generate)
 }
 
 // Revoke is the function behind DELETE …/tokens/{tokenId}.
 func Revoke(ctx context.Context, rt Runtime) (apigw.Handler, error) {
-	return api(ctx, rt, (*apigw.API).Revoke)
+	return api(ctx, rt, 0, (*apigw.API).Revoke)
 }
 
 // Delete is the function behind DELETE /orgs/{orgId}/service-accounts/{saId}.
 func Delete(ctx context.Context, rt Runtime) (apigw.Handler, error) {
-	return api(ctx, rt, (*apigw.API).Delete)
+	return api(ctx, rt, 0, (*apigw.API).Delete)
 }
 
 // Whoami is the function behind GET /v1/whoami: it answers from the authorizer's context and

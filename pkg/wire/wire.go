@@ -126,37 +126,63 @@ func Start[H any](build func(context.Context, Runtime) (H, error)) {
 }
 
 // App is what the functions that serve tokens and accounts share: their settings, the store,
-// the service over it, the pepper source and the logger.
+// the service over it and the logger.
 type App struct {
 	Settings config.Settings
 	Store    *dynamo.Store
 	Service  *sa.Service
-	Peppers  secrets.Source
 	Log      *slog.Logger
 }
 
-// NewApp builds the App from a runtime. It reads the pepper secret once, so a cold start with
-// an unreadable or invalid secret fails instead of serving requests it cannot answer.
-func NewApp(ctx context.Context, rt Runtime) (*App, error) {
+// Secrets says which secrets a function reads; each is read only by the functions that need
+// it, as their IAM roles in template.yaml allow.
+type Secrets uint8
+
+const (
+	// Peppers: the function hashes tokens (the authorizer, generate), reading PEPPER_SECRET_ID.
+	Peppers Secrets = 1 << iota
+	// Cursors: the function signs pagination cursors (list), reading CURSOR_SECRET_ID.
+	Cursors
+)
+
+// NewApp builds the App from a runtime, reading the secrets the function needs once, so a
+// cold start with an unreadable or invalid secret fails instead of serving requests it cannot
+// answer. Without Peppers, the service refuses to issue or check tokens; without Cursors, the
+// store refuses to list.
+func NewApp(ctx context.Context, rt Runtime, needs Secrets) (*App, error) {
 	s, err := config.Load(rt.Getenv)
 	if err != nil {
 		return nil, err
 	}
 	log := s.Logger(rt.stdout())
-	peppers := secrets.NewSecretsManager(rt.AWS.SecretsManager(), s.PepperSecret, secrets.WithLogger(log), secrets.WithClock(rt.Now))
-	kr, err := peppers.Keyring(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read pepper secret: %w", err)
+	var peppers sa.Peppers
+	if needs&Peppers != 0 {
+		if s.PepperSecret == "" {
+			return nil, fmt.Errorf("%s is not set", config.EnvPepperSecret)
+		}
+		src := secrets.NewSecretsManager(rt.AWS.SecretsManager(), s.PepperSecret, secrets.WithLogger(log), secrets.WithClock(rt.Now))
+		if _, err := src.Keyring(ctx); err != nil {
+			return nil, fmt.Errorf("read pepper secret: %w", err)
+		}
+		peppers = secrets.Peppers{Source: src}
 	}
-	store, err := dynamo.New(rt.AWS.DynamoDB(), s.Table, kr.CursorKey(), dynamo.WithClock(rt.now()))
-	if err != nil {
-		return nil, err
+	store := dynamo.NewUnsigned(rt.AWS.DynamoDB(), s.Table, dynamo.WithClock(rt.now()))
+	if needs&Cursors != 0 {
+		if s.CursorSecret == "" {
+			return nil, fmt.Errorf("%s is not set", config.EnvCursorSecret)
+		}
+		key, err := secrets.ReadKey(ctx, rt.AWS.SecretsManager(), s.CursorSecret)
+		if err != nil {
+			return nil, fmt.Errorf("read cursor secret: %w", err)
+		}
+		if store, err = dynamo.New(rt.AWS.DynamoDB(), s.Table, key, dynamo.WithClock(rt.now())); err != nil {
+			return nil, err
+		}
 	}
 	return &App{
 		Settings: s,
 		Store:    store,
-		Service:  sa.NewService(store, secrets.Peppers{Source: peppers}, sa.WithLimits(s.Limits), sa.WithClock(rt.now())),
-		Peppers:  peppers,
+		Service:  sa.NewService(store, peppers, sa.WithLimits(s.Limits), sa.WithClock(rt.now())),
 		Log:      log,
 	}, nil
 }

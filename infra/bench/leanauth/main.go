@@ -62,14 +62,10 @@ func run(ctx context.Context) (*authorizer.Authorizer, error) {
 	db := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = endpoint("DYNAMODB") })
 	sm := secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { o.BaseEndpoint = endpoint("SECRETS_MANAGER") })
 	peppers := secrets.NewSecretsManager(sm, os.Getenv("PEPPER_SECRET_ID"))
-	kr, err := peppers.Keyring(ctx)
-	if err != nil {
+	if _, err := peppers.Keyring(ctx); err != nil {
 		return nil, fmt.Errorf("read pepper secret: %w", err)
 	}
-	store, err := dynamo.New(db, os.Getenv("TABLE_NAME"), kr.CursorKey())
-	if err != nil {
-		return nil, err
-	}
+	store := dynamo.NewUnsigned(db, os.Getenv("TABLE_NAME"))
 	return &authorizer.Authorizer{
 		Service: sa.NewService(store, secrets.Peppers{Source: peppers}, sa.WithLimits(limits)),
 		Users:   authorizer.NewUsers(users),

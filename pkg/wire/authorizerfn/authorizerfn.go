@@ -17,7 +17,7 @@ func New(ctx context.Context, rt wire.Runtime) (wire.AuthorizerHandler, error) {
 		return nil, err
 	}
 	users.Now = rt.Now
-	app, err := wire.NewApp(ctx, rt)
+	app, err := wire.NewApp(ctx, rt, wire.Peppers)
 	if err != nil {
 		return nil, err
 	}

@@ -39,7 +39,7 @@ moto-test: python-tools
 	echo "moto server $(MOTO_VERSION) on 127.0.0.1:$$port"; \
 	export DYNAMODB_BACKEND=moto MOTO_URL=http://127.0.0.1:$$port; \
 	$(GO) test -race -count=1 -timeout 10m $(MOTO_PACKAGES); \
-	$(GO) test -race -count=1 -timeout 10m -run '^(TestSeedFlow|TestMakeRunOnMoto)$$' ./pkg/local
+	$(GO) test -race -count=1 -timeout 10m -run '^(TestSeedFlow|TestMakeRunOnMoto|TestOrgDeletedAtTheIdentityProvider)$$' ./pkg/local
 
 # Each fuzz target runs briefly in `make test`, longer under `make fuzz`.
 FUZZ_TARGETS := ./pkg/token:FuzzParse ./pkg/authorizer:FuzzParseBearer ./pkg/authorizer:FuzzAuthorizer \

@@ -46,8 +46,19 @@ type Page struct {
 	// Orgs names every organisation an item of the page belongs to, including one seen only
 	// through its counter item, whose report must be emptied once its last account is gone.
 	Orgs []string
+	// DeletedOrgs are the organisations deleted at the identity provider whose tombstones the
+	// page holds.
+	DeletedOrgs []DeletedOrg
 	// Next continues the scan; it is empty after the last page.
 	Next string
+}
+
+// DeletedOrg is an organisation deleted at the identity provider: its data is purged once
+// PurgeAt has passed.
+type DeletedOrg struct {
+	OrgID   string
+	PurgeAt time.Time
+	Purged  bool
 }
 
 // OrgMark is an organisation a run found, and whether any of its items has findings.
@@ -89,8 +100,10 @@ type Store interface {
 	// OrgFindings returns the findings stored on orgID's accounts and open tokens, and on the
 	// tokens actor revoked (whose findings record the revocation).
 	OrgFindings(ctx context.Context, orgID, actor string) ([]sa.Finding, error)
-	// PutAuditReport replaces orgID's report.
+	// PutAuditReport replaces orgID's report; EFORBIDDEN when the org was deleted.
 	PutAuditReport(ctx context.Context, orgID string, r sa.AuditReport) error
+	// PurgeOrg deletes the data of a deleted organisation whose retention period has ended.
+	PurgeOrg(ctx context.Context, orgID string, now time.Time) error
 	// GetCheckpoint returns the saved run, or ENOTFOUND when no run is in progress.
 	GetCheckpoint(ctx context.Context) (Checkpoint, error)
 	// PutCheckpoint saves a run to resume.
@@ -109,6 +122,7 @@ type Summary struct {
 	Tokens     int            `json:"tokens"`   // token items audited, active or not
 	Findings   map[string]int `json:"findings"` // kind → count; every kind present
 	Revoked    int            `json:"revoked"`
+	Purged     int            `json:"purged"` // deleted organisations whose data was purged
 	Writes     int            `json:"writes"` // items written: findings, org marks, reports
 	Pages      int            `json:"pages"`
 	DurationMs int64          `json:"durationMs"`
@@ -302,8 +316,11 @@ func (x *run) auditPage(p Page) error {
 		jobs = append(jobs, func(ctx context.Context) error {
 			if revoke {
 				err := x.Store.CloseToken(ctx, t.OrgID, t.ServiceAccountID, t.ID, Actor, runAt, true)
-				if sa.ErrorCode(err) == sa.ENOTFOUND {
+				switch sa.ErrorCode(err) {
+				case sa.ENOTFOUND:
 					return nil // deleted meanwhile: nothing left to revoke or to annotate
+				case sa.EFORBIDDEN:
+					return nil // its org was deleted: the org's sweep revokes it
 				}
 				if err != nil {
 					return fmt.Errorf("revoke token %s: %w", t.ID, err)
@@ -323,6 +340,20 @@ func (x *run) auditPage(p Page) error {
 		}
 		jobs = append(jobs, func(ctx context.Context) error {
 			return x.setFindings(ctx, &writes, a.OrgID, a.ID, "", fs)
+		})
+	}
+	// Purge the data of deleted organisations whose retention period has ended.
+	var purged atomic.Int64
+	for _, d := range p.DeletedOrgs {
+		if d.Purged || runAt.Before(d.PurgeAt) {
+			continue
+		}
+		jobs = append(jobs, func(ctx context.Context) error {
+			if err := x.Store.PurgeOrg(ctx, d.OrgID, runAt); err != nil {
+				return fmt.Errorf("purge org %s: %w", d.OrgID, err)
+			}
+			purged.Add(1)
+			return nil
 		})
 	}
 	// Mark each org once per invocation, and again only when it turns out to have findings.
@@ -356,6 +387,7 @@ func (x *run) auditPage(p Page) error {
 		s.Findings[k] += n
 	}
 	s.Revoked += int(revoked.Load())
+	s.Purged += int(purged.Load())
 	s.Writes += int(writes.Load())
 	return nil
 }
@@ -458,7 +490,11 @@ func (x *run) report(ctx context.Context, org OrgMark) (bool, error) {
 	if cut {
 		fs = fs[:MaxReportFindings]
 	}
-	if err := x.Store.PutAuditReport(ctx, org.OrgID, sa.AuditReport{GeneratedAt: x.cp.RunAt, Findings: fs}); err != nil {
+	err := x.Store.PutAuditReport(ctx, org.OrgID, sa.AuditReport{GeneratedAt: x.cp.RunAt, Findings: fs})
+	if sa.ErrorCode(err) == sa.EFORBIDDEN {
+		return false, nil // a deleted organisation gets no report
+	}
+	if err != nil {
 		return false, fmt.Errorf("write report of org %s: %w", org.OrgID, err)
 	}
 	return cut, nil

@@ -35,8 +35,8 @@ const (
 	itemAuditReport    = "audit_report"
 	itemAuditRun       = "audit_checkpoint"
 	itemAuditOrg       = "audit_org"
-	auditScanFilter    = "#type IN (:token, :sa) OR sk = :org"
-	auditScanProjected = "pk, sk, #type, saId, tokenId, createdAt, expiresAt, lastUsedAt, revokedAt, revokedBy, closedAt, findings"
+	auditScanFilter    = "#type IN (:token, :sa, :tombstone) OR sk = :org"
+	auditScanProjected = "pk, sk, #type, saId, tokenId, orgId, createdAt, expiresAt, lastUsedAt, revokedAt, revokedBy, closedAt, findings, purgeAt, purgedAt"
 )
 
 var _ audit.Store = (*Store)(nil)
@@ -94,6 +94,9 @@ type auditScanItem struct {
 	RevokedBy  string         `dynamodbav:"revokedBy"`
 	ClosedAt   *int64         `dynamodbav:"closedAt"`
 	Findings   []auditFinding `dynamodbav:"findings"`
+	OrgID      string         `dynamodbav:"orgId"`    // tombstones
+	PurgeAt    int64          `dynamodbav:"purgeAt"`  // tombstones
+	PurgedAt   *int64         `dynamodbav:"purgedAt"` // tombstones
 }
 
 // ScanAudit reads one page of the table for the audit: token, account and org-counter items,
@@ -110,7 +113,7 @@ func (s *Store) ScanAudit(ctx context.Context, cursor string, limit int) (audit.
 		ProjectionExpression:     aws.String(auditScanProjected),
 		ExpressionAttributeNames: map[string]string{"#type": "type"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":token": str(itemToken), ":sa": str(itemAccount), ":org": str(orgSK),
+			":token": str(itemToken), ":sa": str(itemAccount), ":tombstone": str(itemTombstone), ":org": str(orgSK),
 		},
 	}
 	if cursor != "" {
@@ -130,6 +133,10 @@ func (s *Store) ScanAudit(ctx context.Context, cursor string, limit int) (audit.
 	var page audit.Page
 	seen := map[string]bool{}
 	for _, it := range items {
+		if it.Type == itemTombstone {
+			page.DeletedOrgs = append(page.DeletedOrgs, audit.DeletedOrg{OrgID: it.OrgID, PurgeAt: fromMS(it.PurgeAt), Purged: it.PurgedAt != nil})
+			continue
+		}
 		org, ok := strings.CutPrefix(it.PK, orgPrefix)
 		if !ok {
 			continue
@@ -332,7 +339,12 @@ func (s *Store) PutAuditReport(ctx context.Context, orgID string, r sa.AuditRepo
 	if err != nil {
 		return sa.Internal(fmt.Errorf("marshal report: %w", err))
 	}
-	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: s.table, Item: item})
+	// Conditioned on the org, so no report is left behind in a deleted org's partition once
+	// it was purged.
+	var tx txn
+	tx.add("report", types.TransactWriteItem{Put: &types.Put{TableName: s.table, Item: item}})
+	tx.add("org", s.orgAlive(orgID))
+	_, err = s.write(ctx, &tx)
 	return classify("put audit report", err)
 }
 

@@ -85,6 +85,7 @@ func (s *Store) DeleteServiceAccount(ctx context.Context, orgID, saID, actor str
 			"attribute_exists(pk) AND attribute_not_exists(changeId)",
 			map[string]types.AttributeValue{":id": str(a.ChangeID), ":op": str(a.ChangeOp), ":until": num(a.ChangeUntil)}))
 		tx.add("event", ev)
+		tx.add("org", s.orgAlive(orgID))
 		failed, err := s.write(ctx, &tx)
 		if failed["lock"] {
 			return true, err // changed since the read: read again

@@ -135,6 +135,7 @@ func (s *Store) CreateServiceAccount(ctx context.Context, acct sa.ServiceAccount
 		"attribute_not_exists(accounts) OR accounts < :max",
 		map[string]types.AttributeValue{":zero": num(0), ":one": num(1), ":max": num(int64(maxPerOrg))}))
 	t.add("event", ev)
+	t.add("org", s.orgAlive(acct.OrgID))
 	failed, err := s.write(ctx, &t)
 	switch {
 	case err == nil:
@@ -293,6 +294,7 @@ func (s *Store) CreateToken(ctx context.Context, t sa.Token, cred sa.Credential,
 	tx.add("metadata", meta)
 	tx.add("credential", credential)
 	tx.add("event", ev)
+	tx.add("org", s.orgAlive(t.OrgID))
 	return contended(ctx, "create token", func() (bool, error) {
 		failed, err := s.write(ctx, &tx)
 		if !failed["slot"] {
@@ -347,16 +349,19 @@ func (s *Store) CloseToken(ctx context.Context, orgID, saID, tokenID, actor stri
 		}
 		if t.ClosedAt != nil {
 			if !revoke || t.RevokedAt != nil {
+				// Nothing to write; but a revoke in a deleted org is refused as any write there.
+				if _, err := s.GetTombstone(ctx, orgID); err == nil {
+					return false, errOrgDeleted
+				} else if sa.ErrorCode(err) != sa.ENOTFOUND {
+					return false, err
+				}
 				return false, nil
 			}
-			_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-				TableName:                 s.table,
-				Key:                       tk,
-				UpdateExpression:          aws.String("SET revokedAt = :at, revokedBy = :by"),
-				ConditionExpression:       aws.String("attribute_exists(pk) AND attribute_not_exists(revokedAt)"),
-				ExpressionAttributeValues: map[string]types.AttributeValue{":at": num(ms(at)), ":by": str(actor)},
-			})
-			if err != nil && !isConditionFailed(err) {
+			var tx txn
+			tx.add("token", s.update(tk, "SET revokedAt = :at, revokedBy = :by", "attribute_exists(pk) AND attribute_not_exists(revokedAt)",
+				map[string]types.AttributeValue{":at": num(ms(at)), ":by": str(actor)}))
+			tx.add("org", s.orgAlive(orgID))
+			if failed, err := s.write(ctx, &tx); err != nil && !failed["token"] {
 				return false, classify("revoke token", err)
 			}
 			return false, nil
@@ -384,6 +389,7 @@ func (s *Store) CloseToken(ctx context.Context, orgID, saID, tokenID, actor stri
 		}})
 		tx.add("credential", s.del(key(credPK(t.Hash), credSK)))
 		tx.add("event", ev)
+		tx.add("org", s.orgAlive(orgID))
 		if slot {
 			tx.add("slot", s.update(key(pk, accountSK(saID)), "SET activeTokens = activeTokens - :one",
 				"attribute_exists(pk) AND activeTokens > :zero", map[string]types.AttributeValue{":one": num(1), ":zero": num(0)}))

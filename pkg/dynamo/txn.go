@@ -34,7 +34,9 @@ func (t *txn) add(name string, item types.TransactWriteItem) {
 type failures map[string]bool
 
 // write sends the transaction. A cancellation by failed conditions is returned as the names of
-// those conditions and the error; any other failure as nil failures and the error.
+// those conditions and the error; any other failure as nil failures and the error. A
+// transaction refused because its org was deleted (its "org" item, orgAlive) is errOrgDeleted,
+// whatever else failed.
 func (s *Store) write(ctx context.Context, t *txn) (failures, error) {
 	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: t.items})
 	if err == nil {
@@ -45,6 +47,9 @@ func (s *Store) write(ctx context.Context, t *txn) (failures, error) {
 		if i < len(t.names) {
 			failed[t.names[i]] = true
 		}
+	}
+	if failed["org"] {
+		return nil, errOrgDeleted
 	}
 	if len(failed) == 0 {
 		return nil, err

@@ -16,16 +16,17 @@ import (
 // that builds it: the one its functions/<name>/main.go hands to wire.Start (a test holds them
 // to it). The local stack builds every function through it, with clients on local endpoints.
 var Constructors = map[string]any{
-	"AuthorizerFunction": authorizerfn.New,
-	"CreateFunction":     wire.Create,
-	"ListFunction":       wire.List,
-	"GenerateFunction":   wire.Generate,
-	"RevokeFunction":     wire.Revoke,
-	"DeleteFunction":     wire.Delete,
-	"WhoamiFunction":     wire.Whoami,
-	"McpFunction":        mcpfn.New,
-	"UsageFunction":      wire.Usage,
-	"AuditFunction":      wire.Audit,
+	"AuthorizerFunction":      authorizerfn.New,
+	"CreateFunction":          wire.Create,
+	"ListFunction":            wire.List,
+	"GenerateFunction":        wire.Generate,
+	"RevokeFunction":          wire.Revoke,
+	"DeleteFunction":          wire.Delete,
+	"WhoamiFunction":          wire.Whoami,
+	"McpFunction":             mcpfn.New,
+	"UsageFunction":           wire.Usage,
+	"AuditFunction":           wire.Audit,
+	"IdentityWebhookFunction": wire.IdentityWebhook,
 }
 
 // ScheduleHandler is a function run by a schedule; its result is what /local/audit/run returns.

@@ -48,7 +48,7 @@ func (s *Stack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		RequestTime: now.UTC().Format("02/Jan/2006:15:04:05 -0700"), RequestTimeEpoch: now.UnixMilli(),
 		Path: "/" + s.stage + r.URL.Path,
 	}
-	if s.api.Authorizer != nil {
+	if s.api.Authorizer != nil && !rt.public {
 		ctx, refusal := s.authorize(r)
 		if refusal != "" {
 			s.refuse(w, refusal)

@@ -90,6 +90,9 @@ var isolationMatrix = []struct {
 	// The stateless MCP server has no stream to open and no session to end: 405 from the function.
 	{[isoPrincipals]int{405, 405, 405, 405, 405, 401, 401, 401, 401, 401}, isoRoute{"MCPGet", "GET", "/mcp/v1"}},
 	{[isoPrincipals]int{405, 405, 405, 405, 405, 401, 401, 401, 401, 401}, isoRoute{"MCPDelete", "DELETE", "/mcp/v1"}},
+	// The identity provider's webhook has no authorizer: only its signature counts, and no
+	// credential of ours is one. Each principal tries to delete the org.
+	{[isoPrincipals]int{401, 401, 401, 401, 401, 401, 401, 401, 401, 401}, isoRoute{"IdentityWebhook", "POST", "/v1/identity/webhooks"}},
 }
 
 // Bodies of the refusals API Gateway sends itself (template.yaml's Gateway Responses). A 403
@@ -222,6 +225,8 @@ func (f *isoFixture) do(t *testing.T, rt isoRoute, p int, tg isoTarget) response
 		return call(t, rt.method, u, f.creds[p], map[string]string{"name": "acme-iso-created-by-" + isoPrincipalTable[p].name})
 	case "Generate":
 		return call(t, rt.method, u, f.creds[p], map[string]string{"name": "iso-generated"})
+	case "IdentityWebhook":
+		return call(t, rt.method, u, f.creds[p], map[string]any{"type": "organization.deleted", "data": map[string]string{"id": isoOrg}})
 	}
 	return call(t, rt.method, u, f.creds[p], nil)
 }
@@ -305,6 +310,13 @@ func TestIsolationMatrix(t *testing.T) {
 					}
 					switch want {
 					case 401:
+						if row.route.name == "IdentityWebhook" {
+							// The function's own refusal: the gateway checks no credential there.
+							if r.header.Get("Content-Type") != "application/problem+json" {
+								t.Errorf("401 is %q, want the webhook's problem", r.raw)
+							}
+							break
+						}
 						// One refusal for every kind of bad credential, so it tells a prober nothing.
 						if r.raw != gatewayUnauthorized || r.header.Get("WWW-Authenticate") != "Bearer" {
 							t.Errorf("401 is %q with WWW-Authenticate %q, want the gateway's %s with Bearer", r.raw,

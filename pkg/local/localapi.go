@@ -1,15 +1,21 @@
 package local
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"maps"
 	"mime"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/opentrace/service-accounts/pkg/dynamo"
+	"github.com/opentrace/service-accounts/pkg/identity"
+	"github.com/opentrace/service-accounts/pkg/localidp"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 )
 
@@ -41,6 +47,8 @@ func (s *Stack) serveLocal(w http.ResponseWriter, r *http.Request) {
 		s.devToken(w, r)
 	case "POST /local/audit/run":
 		s.auditRun(w, r)
+	case "POST /local/identity/org-deleted":
+		s.orgDeleted(w, r)
 	default:
 		writeJSON(w, http.StatusNotFound, `{"message":"Not Found"}`)
 	}
@@ -127,4 +135,71 @@ func (s *Stack) auditRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, string(b))
+}
+
+// orgDeleted makes the local identity provider deliver organization.deleted for {"org"} to the
+// API's webhook route, signed as the provider signs it with the endpoint's secret, and answers
+// once the org's sweep has finished (the stream delivers the tombstone to the sweep):
+// {"status": the webhook's status, "webhook": its body, "sweptAt", "revoked"}.
+func (s *Stack) orgDeleted(w http.ResponseWriter, r *http.Request) {
+	var in struct{ Org string }
+	if !decodeLocal(w, r, &in) {
+		return
+	}
+	if !sa.ValidOrgID(in.Org) {
+		writeProblem(w, http.StatusBadRequest, "org must be 1–64 letters, digits, '-' or '_'")
+		return
+	}
+	body := localidp.OrgDeleted(in.Org, time.Now())
+	headers, err := s.SignWebhook(body, time.Now())
+	if err != nil {
+		writeProblem(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	// Delivered through the stack's own gateway, as the provider's request would arrive.
+	req := httptest.NewRequestWithContext(r.Context(), http.MethodPost, s.URL+webhookPath, bytes.NewReader(body))
+	req.Host = r.Host
+	maps.Copy(req.Header, headers)
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	out := map[string]any{"status": rec.Code, "webhook": json.RawMessage(rec.Body.Bytes())}
+	if rec.Code == http.StatusOK {
+		store := dynamo.NewUnsigned(s.DB, s.Table)
+		deadline := time.Now().Add(orgSweepWait)
+		for {
+			stone, err := store.GetTombstone(r.Context(), in.Org)
+			if err == nil && stone.SweptAt != nil {
+				out["sweptAt"], out["revoked"] = stone.SweptAt, stone.Revoked
+				break
+			}
+			if time.Now().After(deadline) || r.Context().Err() != nil {
+				writeProblem(w, http.StatusGatewayTimeout, "the org's sweep did not finish within "+orgSweepWait.String())
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	b, _ := json.Marshal(out)
+	writeJSON(w, http.StatusOK, string(b))
+}
+
+const (
+	webhookPath = "/v1/identity/webhooks"
+	// orgSweepWait bounds the wait for a sweep: every token must be refused within 60 s.
+	orgSweepWait = time.Minute
+)
+
+// SignWebhook signs a delivery of body to the stack's webhook route as the identity provider
+// signs it, with the endpoint's secret as the template's webhook function reads it, and
+// returns the delivery's headers.
+func (s *Stack) SignWebhook(body []byte, at time.Time) (http.Header, error) {
+	rt, _ := s.match(http.MethodPost, webhookPath)
+	if rt == nil {
+		return nil, errors.New("the template has no route POST " + webhookPath)
+	}
+	secret, ok := s.AWS.secrets.Value(s.envs[rt.function].Getenv(identity.EnvSecret))
+	if !ok {
+		return nil, errors.New(rt.function + " names no signing secret this stack holds")
+	}
+	return localidp.SignWebhook(body, secret, at)
 }

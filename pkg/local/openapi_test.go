@@ -345,6 +345,7 @@ const (
 	oaOpMCP       = "POST /mcp/v1"
 	oaOpMCPGet    = "GET /mcp/v1"
 	oaOpMCPDelete = "DELETE /mcp/v1"
+	oaOpWebhook   = "POST /v1/identity/webhooks"
 )
 
 const (
@@ -429,7 +430,9 @@ func oaDriveThrottled(t *testing.T, c *oaContract) {
 	admin := devToken(t, s, "org_acme", "admin", "user_alice") // the local endpoints are not the API's
 	c.do(t, s.URL, oaExchange{name: "the burst of one", op: oaOpWhoami, path: "/v1/whoami", bearer: admin,
 		status: 200, media: oaJSON, valid: true})
-	for _, tg := range oaTargets("sa_01JAAAAAAAAAAAAAAAAAAAAAAA", "tok_01JAAAAAAAAAAAAAAAAAAAAAAA") {
+	webhook := oaTarget{op: oaOpWebhook, path: "/v1/identity/webhooks", body: `{"type":"user.created"}`,
+		header: map[string]string{"svix-id": "msg_1", "svix-timestamp": "1", "svix-signature": "v1,x"}}
+	for _, tg := range append(oaTargets("sa_01JAAAAAAAAAAAAAAAAAAAAAAA", "tok_01JAAAAAAAAAAAAAAAAAAAAAAA"), webhook) {
 		t.Run(tg.op, func(t *testing.T) {
 			call(t, "GET", s.URL+"/v1/whoami", admin, nil) // takes any token refilled since
 			c.do(t, s.URL, oaExchange{name: tg.op + ": throttled", op: tg.op, path: tg.path, bearer: admin,
@@ -468,6 +471,7 @@ func oaDriveStack(t *testing.T, c *oaContract) {
 	goneSecret := do(oaExchange{name: "setup: its token", op: oaOpGenerate, path: a + "/" + gone + "/tokens", bearer: admin,
 		body: map[string]any{}, status: 201, media: oaJSON, valid: true}).body["token"].(string)
 	do(oaExchange{name: "setup: delete it", op: oaOpDelete, path: a + "/" + gone, bearer: admin, status: 204, valid: true})
+	oaDriveWebhook(t, c, s)
 	capped := do(oaExchange{name: "setup: account at the token cap", op: oaOpCreate, path: a, bearer: admin,
 		body: map[string]string{"name": "github-actions-prod"}, status: 201, media: oaJSON, valid: true}).body["id"].(string)
 	for i := range 10 {
@@ -819,5 +823,75 @@ func oaDriveFaults(t *testing.T, c *oaContract) {
 				}
 			}
 		})
+	}
+	// The webhook, which no authorizer guards: a signed delivery while DynamoDB fails. The
+	// faults fail Secrets Manager too, so a first delivery has the function read its secret.
+	warm, h := oaSignedBody(t, fs.Stack, `{"type":"user.created","data":{"id":"user_1"}}`)
+	c.do(t, fs.URL, oaExchange{name: "webhook: setup", op: oaOpWebhook, path: "/v1/identity/webhooks",
+		header: h, body: warm, status: 200, media: oaJSON, valid: true})
+	for _, f := range []struct {
+		fault  func()
+		status int
+	}{{throttled, 503}, {malformed, 500}} {
+		body, h := oaSigned(t, fs.Stack, "org_webhook_fault")
+		f.fault()
+		c.do(t, fs.URL, oaExchange{name: "webhook while DynamoDB fails", op: oaOpWebhook, path: "/v1/identity/webhooks",
+			header: h, body: body, status: f.status, media: oaProblem, valid: true})
+		fs.tap.Fail(nil)
+	}
+}
+
+// oaSigned is a delivery of organization.deleted for org signed as the identity provider
+// signs it for the stack: its body and its Svix headers.
+func oaSigned(t *testing.T, s *local.Stack, org string) (string, map[string]string) {
+	t.Helper()
+	return oaSignedBody(t, s, string(localidp.OrgDeleted(org, time.Now())))
+}
+
+// oaSignedBody is a delivery of body signed as the identity provider signs it for the stack.
+func oaSignedBody(t *testing.T, s *local.Stack, body string) (string, map[string]string) {
+	t.Helper()
+	h, err := s.SignWebhook([]byte(body), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := map[string]string{}
+	for k := range h {
+		header[k] = h.Get(k)
+	}
+	return body, header
+}
+
+// oaDriveWebhook drives the identity provider's webhook: acted on, repeated, ignored, and
+// each refusal.
+func oaDriveWebhook(t *testing.T, c *oaContract, s *local.Stack) {
+	const path = "/v1/identity/webhooks"
+	do := func(ex oaExchange) response {
+		t.Helper()
+		ex.op, ex.path = oaOpWebhook, path
+		return c.do(t, s.URL, ex)
+	}
+	body, h := oaSigned(t, s, "org_webhook")
+	if r := do(oaExchange{name: "organization.deleted", header: h, body: body, status: 200, media: oaJSON, valid: true}); r.body["repeated"] != false {
+		t.Errorf("first delivery: %s", r.raw)
+	}
+	if r := do(oaExchange{name: "the same delivery again", header: h, body: body, status: 200, media: oaJSON, valid: true}); r.body["repeated"] != true {
+		t.Errorf("repeated delivery: %s", r.raw)
+	}
+	tampered := strings.Replace(body, "org_webhook", "org_acme", 1)
+	do(oaExchange{name: "a tampered body", header: h, body: tampered, status: 401, media: oaProblem, valid: true})
+	do(oaExchange{name: "no signature", body: body, status: 401, media: oaProblem, valid: false})
+	do(oaExchange{name: "over 64 KiB", header: h, body: body + strings.Repeat(" ", 64<<10), status: 413, media: oaProblem, valid: true})
+	// What the provider signs but the system has no use for, or cannot read.
+	for _, ex := range []struct {
+		name, body string
+		status     int
+		media      string
+	}{
+		{"another event type", `{"type":"user.created","data":{"id":"user_1"}}`, 200, oaJSON},
+		{"no org id", `{"type":"organization.deleted","data":{"object":"organization","deleted":true}}`, 400, oaProblem},
+	} {
+		body, h := oaSignedBody(t, s, ex.body)
+		do(oaExchange{name: ex.name, header: h, body: body, status: ex.status, media: ex.media, valid: true})
 	}
 }

@@ -91,6 +91,7 @@ type route struct {
 	function string
 	handler  apigw.Handler
 	timeout  time.Duration
+	public   bool // Auth: {Authorizer: NONE}: API Gateway calls no authorizer
 }
 
 // Start builds the stack from the template and serves it on ln until ctx ends or Close.
@@ -294,8 +295,18 @@ func (s *Stack) wire(ctx context.Context, f template.Function, h any, apiID stri
 }
 
 func (s *Stack) wireRoute(f template.Function, e template.Event, h any, apiID string, timeout time.Duration) error {
-	if err := onlyKeys(e.Properties, "RestApiId", "Path", "Method"); err != nil {
+	if err := onlyKeys(e.Properties, "RestApiId", "Path", "Method", "Auth"); err != nil {
 		return err
+	}
+	public := false
+	if auth, ok := e.Properties["Auth"].(map[string]any); ok {
+		if err := onlyKeys(auth, "Authorizer"); err != nil {
+			return fmt.Errorf("Auth: %w", err)
+		}
+		if auth["Authorizer"] != "NONE" {
+			return fmt.Errorf("Auth: Authorizer %v: the local stack knows only the API's default and NONE", auth["Authorizer"])
+		}
+		public = true
 	}
 	if ref, _ := e.Properties["RestApiId"].(map[string]any); ref["Ref"] != apiID {
 		return fmt.Errorf("route is not on the API %s", apiID)
@@ -308,7 +319,7 @@ func (s *Stack) wireRoute(f template.Function, e template.Event, h any, apiID st
 	method, _ := e.Properties["Method"].(string)
 	s.routes = append(s.routes, route{
 		method: strings.ToUpper(method), resource: path, segments: strings.Split(strings.Trim(path, "/"), "/"),
-		function: f.LogicalID, handler: handler, timeout: timeout,
+		function: f.LogicalID, handler: handler, timeout: timeout, public: public,
 	})
 	return nil
 }

@@ -122,8 +122,8 @@ func withTemplate(t *testing.T, anchor, old, new string) string {
 func TestMissingPermissionFailsAsInAWS(t *testing.T) {
 	t.Run("RevokeWithoutDeleteItem", func(t *testing.T) {
 		path := withTemplate(t, "  RevokeFunction:",
-			"Action: [dynamodb:GetItem, dynamodb:PutItem, dynamodb:UpdateItem, dynamodb:DeleteItem]",
-			"Action: [dynamodb:GetItem, dynamodb:PutItem, dynamodb:UpdateItem]")
+			"Action: [dynamodb:GetItem, dynamodb:PutItem, dynamodb:UpdateItem, dynamodb:DeleteItem, dynamodb:ConditionCheckItem]",
+			"Action: [dynamodb:GetItem, dynamodb:PutItem, dynamodb:UpdateItem, dynamodb:ConditionCheckItem]")
 		s, logs := startStack(t, func(o *local.Options) { o.Template = path })
 		admin := devToken(t, s, "org_iam", "admin", "user_alice")
 		api := s.URL + "/orgs/org_iam/service-accounts"

@@ -18,6 +18,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
+	svix "github.com/svix/svix-webhooks/go"
 )
 
 // Issuer signs JWTs with its current key and publishes the public half of every key it has
@@ -136,6 +137,36 @@ func (i *Issuer) Mint(user, org, role string, now time.Time, ttl time.Duration) 
 		claims["v"], claims["o"] = 2, map[string]any{"id": org, "rol": role}
 	}
 	return i.Sign(claims)
+}
+
+// OrgDeleted is the provider's organization.deleted event for org, as it sends it at now.
+func OrgDeleted(org string, now time.Time) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"object": "event", "type": "organization.deleted", "instance_id": "ins_local", "timestamp": now.UnixMilli(),
+		"data": map[string]any{"object": "organization", "id": org, "deleted": true},
+	})
+	return b
+}
+
+// SignWebhook signs a delivery of body as the provider's webhooks are signed through Svix with
+// the endpoint's signing secret (whsec_…) at now, and returns the delivery's headers:
+// Content-Type, svix-id, svix-timestamp and svix-signature.
+func SignWebhook(body []byte, secret string, now time.Time) (http.Header, error) {
+	wh, err := svix.NewWebhook(secret)
+	if err != nil {
+		return nil, fmt.Errorf("signing secret: %w", err)
+	}
+	id := "msg_" + rand.Text()
+	sig, err := wh.Sign(id, now, body)
+	if err != nil {
+		return nil, err
+	}
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("svix-id", id)
+	h.Set("svix-timestamp", strconv.FormatInt(now.Unix(), 10))
+	h.Set("svix-signature", sig)
+	return h, nil
 }
 
 // ServeHTTP serves the JWKS (the public keys) as an identity provider's jwks_uri does.

@@ -223,9 +223,8 @@ func (s *SecretsManager) LogValue() slog.Value {
 }
 
 // ReadKey reads a secret that holds one key, as CloudFormation's GenerateSecretString writes it
-// without a template: the key that signs pagination cursors. The key must be at least 32
-// bytes. It is read once, at a cold start: a rotated key reaches instances as they start, and a
-// cursor signed under the old one is refused as any bad cursor is.
+// without a template: the key that signs pagination cursors, the identity provider's webhook
+// signing secret. The key must be at least 32 bytes.
 func ReadKey(ctx context.Context, client GetSecretValueAPI, secretID string) ([]byte, error) {
 	out, err := client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(secretID)})
 	if err != nil {

@@ -49,6 +49,21 @@ func (s *Server) Put(name, value string) string {
 	return arn
 }
 
+// Value returns the current value of the secret named, by name or ARN.
+func (s *Server) Value(id string) (string, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	arn, ok := s.names[id]
+	if !ok {
+		arn = id
+	}
+	sec := s.secrets[arn]
+	if sec == nil {
+		return "", false
+	}
+	return sec.value, true
+}
+
 // ARNs maps every name and ARN a secret may be called by to its ARN.
 func (s *Server) ARNs() map[string]string {
 	s.mu.RLock()

@@ -1,7 +1,8 @@
-// Package usage is the table-stream consumer that rolls last use up. The authorizer records a
-// token's use on its credential item, the one item it reads on every request; this package
-// carries that time, from the stream of the table, to the token's metadata and its service
-// account, where the list and get routes read it.
+// Package usage is the table-stream consumer of the table's own bookkeeping. It rolls last use
+// up: the authorizer records a token's use on its credential item, the one item it reads on
+// every request, and this package carries that time to the token's metadata and its service
+// account, where the list and get routes read it. And it sweeps deleted organisations: the
+// INSERT of an org's tombstone starts the revocation of every token of the org.
 package usage
 
 import (
@@ -25,6 +26,9 @@ type Store interface {
 	// token or account that is gone, or already shows a use at or after at, is left alone and
 	// is not an error. Errors: EUNAVAILABLE, EINTERNAL.
 	RollUpUsage(ctx context.Context, orgID, saID, tokenID string, at time.Time) error
+	// SweepOrg revokes every open token of a deleted org. It may be stopped and run again,
+	// resuming where it stopped. Errors: EUNAVAILABLE, EINTERNAL.
+	SweepOrg(ctx context.Context, orgID string, at time.Time) error
 }
 
 // How credential items look in the stream. These mirror pkg/dynamo's key layout and attribute
@@ -33,6 +37,7 @@ type Store interface {
 const (
 	credentialPKPrefix = "TOKENHASH#"
 	credentialType     = "credential"
+	tombstonePKPrefix  = "TOMBSTONE#"
 	attrLastUsedAt     = "lastUsedAt"
 )
 
@@ -46,7 +51,8 @@ const deadlineReserve = 500 * time.Millisecond
 // replay harmless is in the store's conditional writes.
 type Handler struct {
 	Store Store
-	Log   *slog.Logger // nil discards the logs
+	Log   *slog.Logger     // nil discards the logs
+	Now   func() time.Time // the sweep's revocation time; nil is time.Now
 }
 
 // use is one token use found in a stream record.
@@ -82,8 +88,12 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 		defer cancel()
 	}
 
+	now := h.Now
+	if now == nil {
+		now = time.Now
+	}
 	var resp events.DynamoDBEventResponse
-	var rolledUp, ignored, dropped int
+	var rolledUp, swept, ignored, dropped int
 	for _, rec := range ev.Records {
 		// With ReportBatchItemFailures, Lambda checkpoints the shard just before the lowest
 		// sequence number reported and delivers everything after it again. Once a record has
@@ -94,6 +104,20 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 		// unlike the forward-only update, depends on order.
 		if len(resp.BatchItemFailures) > 0 {
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.DynamoDBBatchItemFailure{ItemIdentifier: rec.Change.SequenceNumber})
+			continue
+		}
+		if org, ok := deletedOrg(rec); ok {
+			// A sweep that cannot finish before the deadline is retried from this record, and
+			// resumes where it stopped.
+			if err := h.Store.SweepOrg(ctx, org, now()); err != nil {
+				log.Error("sweep of a deleted org failed; retrying from this record",
+					slog.String("eventID", rec.EventID), slog.String("sequenceNumber", rec.Change.SequenceNumber),
+					slog.String("orgId", org), slog.String("code", sa.ErrorCode(err)), slog.String("error", err.Error()))
+				resp.BatchItemFailures = append(resp.BatchItemFailures, events.DynamoDBBatchItemFailure{ItemIdentifier: rec.Change.SequenceNumber})
+				continue
+			}
+			log.Info("swept a deleted org", slog.String("orgId", org))
+			swept++
 			continue
 		}
 		u, act, err := useOf(rec)
@@ -120,7 +144,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 		}
 	}
 	attrs := []slog.Attr{
-		slog.Int("records", len(ev.Records)), slog.Int("rolledUp", rolledUp), slog.Int("ignored", ignored),
+		slog.Int("records", len(ev.Records)), slog.Int("rolledUp", rolledUp), slog.Int("swept", swept), slog.Int("ignored", ignored),
 		slog.Int("dropped", dropped), slog.Int("failed", len(resp.BatchItemFailures)),
 	}
 	if len(resp.BatchItemFailures) > 0 {
@@ -128,6 +152,16 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 	}
 	log.LogAttrs(ctx, slog.LevelInfo, "usage batch", attrs...)
 	return resp, nil
+}
+
+// deletedOrg reports the org whose tombstone a record inserts: the org's deletion, to sweep.
+func deletedOrg(rec events.DynamoDBEventRecord) (string, bool) {
+	if rec.EventName != string(events.DynamoDBOperationTypeInsert) {
+		return "", false
+	}
+	pk, _ := stringAttr(rec.Change.Keys, "pk")
+	org, ok := strings.CutPrefix(pk, tombstonePKPrefix)
+	return org, ok && sa.ValidOrgID(org)
 }
 
 // useOf finds the token use a record carries. act is false for a record that carries none (not

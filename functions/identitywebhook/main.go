@@ -1,0 +1,7 @@
+// Command identitywebhook is the Lambda function behind POST /v1/identity/webhooks, which takes
+// the identity provider's signed webhooks: an organization deleted there gets its tombstone.
+package main
+
+import "github.com/opentrace/service-accounts/pkg/wire"
+
+func main() { wire.Start(wire.IdentityWebhook) }

@@ -19,16 +19,17 @@ import (
 // own, so that purging the org's partition leaves it in place, and writes in the org go on
 // being refused:
 //
-//		TOMBSTONE#<org>      TOMBSTONE                  the org was deleted (type org_tombstone)
+//	TOMBSTONE#<org>      TOMBSTONE                  the org was deleted (type org_tombstone)
 //
-//	  - Writing the tombstone records organization.deleted, in one transaction: the change's one
-//	    event. From then on every write in the org is conditioned on the tombstone's absence
-//	    (orgAlive), so it is refused with 403.
-//	  - Its INSERT on the table's stream starts the sweep (SweepOrg), which revokes every open
-//	    token of the org in pages. The sweep can be repeated and resumed: what it revoked is
-//	    closed and skipped next time. It records its end on the tombstone (sweptAt).
-//	  - After the retention period (purgeAt), the scheduled audit deletes the org's partition
-//	    (PurgeOrg) and records purgedAt.
+// Its life:
+//   - Writing the tombstone records organization.deleted, in one transaction: the change's one
+//     event. From then on every write in the org is conditioned on the tombstone's absence
+//     (orgAlive), so it is refused with 403.
+//   - Its INSERT on the table's stream starts the sweep (SweepOrg), which revokes every open
+//     token of the org in pages. The sweep can be repeated and resumed: what it revoked is
+//     closed and skipped next time. It records its end on the tombstone (sweptAt).
+//   - After the retention period (purgeAt), the scheduled audit deletes the org's partition
+//     (PurgeOrg) and records purgedAt.
 const (
 	tombstonePrefix = "TOMBSTONE#"
 	tombstoneSK     = "TOMBSTONE"

@@ -177,28 +177,37 @@ func (s *Store) SweepOrg(ctx context.Context, orgID string, at time.Time) error 
 			accounts = append(accounts, a.ID)
 		}
 	}
-	revoked := make([]int, len(accounts))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(sweepWorkers)
-	for i, saID := range accounts {
-		g.Go(func() (err error) {
-			revoked[i], err = s.revokeAll(gctx, orgID, saID, at)
-			return err
-		})
+	for _, saID := range accounts {
+		g.Go(func() error { return s.revokeAll(gctx, orgID, saID, at) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	total := stone.Revoked
-	for _, n := range revoked {
-		total += n
+	// Counted from the tokens themselves, so that a sweep resumed after an interruption
+	// counts each token once, and no item is written by every page.
+	revoked := 0
+	count := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
+		TableName:                 s.table,
+		KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :prefix)"),
+		FilterExpression:          aws.String("revokedBy = :sweep"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(orgPK(orgID)), ":prefix": str(tokenPrefix), ":sweep": str(SweepActor)},
+		Select:                    types.SelectCount,
+	})
+	for count.HasMorePages() {
+		page, err := count.NextPage(ctx)
+		if err != nil {
+			return classify("sweep org: count", err)
+		}
+		revoked += int(page.Count)
 	}
 	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 s.table,
 		Key:                       key(tombstonePK(orgID), tombstoneSK),
 		UpdateExpression:          aws.String("SET sweptAt = :at, revoked = :n"),
 		ConditionExpression:       aws.String("attribute_exists(pk) AND attribute_not_exists(sweptAt)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":at": num(ms(at)), ":n": num(int64(total))},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":at": num(ms(at)), ":n": num(int64(revoked))},
 	})
 	if err != nil && !isConditionFailed(err) {
 		return classify("sweep org: record the end", err)
@@ -208,14 +217,13 @@ func (s *Store) SweepOrg(ctx context.Context, orgID string, at time.Time) error 
 
 // revokeAll revokes the open tokens of one account in pages: each page closes up to
 // tokensPerPage tokens (metadata marked revoked by the sweep, credential deleted) and frees
-// their slots. It returns how many it revoked.
-func (s *Store) revokeAll(ctx context.Context, orgID, saID string, at time.Time) (int, error) {
+// their slots.
+func (s *Store) revokeAll(ctx context.Context, orgID, saID string, at time.Time) error {
 	pk := orgPK(orgID)
-	revoked := 0
 	for {
 		open, err := s.openTokens(ctx, orgID, saID)
 		if err != nil || len(open) == 0 {
-			return revoked, err
+			return err
 		}
 		open = open[:min(len(open), tokensPerPage)]
 		var tx txn
@@ -235,23 +243,22 @@ func (s *Store) revokeAll(ctx context.Context, orgID, saID string, at time.Time)
 		failed, err := s.write(ctx, &tx)
 		switch {
 		case err == nil:
-			revoked += len(open)
 		case failed["slots"] && !failed["token"]:
 			// The account was deleted meanwhile, by a delete that had begun before the org's:
 			// that delete removes these tokens, credentials included.
 			if _, gerr := s.account(ctx, orgID, saID); sa.ErrorCode(gerr) == sa.ENOTFOUND {
-				return revoked, nil
+				return nil
 			}
 			if err := backoff(ctx, 0); err != nil {
-				return revoked, sa.Unavailable(err)
+				return sa.Unavailable(err)
 			}
 		case failed != nil || isConflict(err):
 			// A token closed or deleted meanwhile: read again.
 			if err := backoff(ctx, 0); err != nil {
-				return revoked, sa.Unavailable(err)
+				return sa.Unavailable(err)
 			}
 		default:
-			return revoked, classify("sweep org: revoke tokens", err)
+			return classify("sweep org: revoke tokens", err)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 	"github.com/opentrace/service-accounts/pkg/local"
 )
 
@@ -49,6 +50,7 @@ func onMoto(t testing.TB, o *local.Options) {
 		t.Fatal("DYNAMODB_BACKEND=moto needs MOTO_URL, the moto server's endpoint")
 	}
 	o.TableName = "service-accounts-" + strings.ToLower(rand.Text()[:10])
+	o.Transport = dynamotest.SerialWrites
 }
 
 // startStack serves template.yaml on a free loopback port until the test ends, with the

@@ -60,6 +60,7 @@ func New(tb testing.TB, params map[string]string) *World {
 	if os.Getenv("DYNAMODB_BACKEND") == dynamotest.Moto {
 		opts.DynamoDBEndpoint = os.Getenv("MOTO_URL")
 		opts.TableName = "service-accounts-" + strings.ToLower(rand.Text()[:10])
+		opts.Transport = func(next http.RoundTripper) http.RoundTripper { w.Tap.Next = dynamotest.SerialWrites(next); return w.Tap }
 	}
 	s, err := local.New(w.Ctx, "http://127.0.0.1:0", opts)
 	if err != nil {

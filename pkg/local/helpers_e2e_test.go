@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
@@ -51,6 +53,13 @@ func onMoto(t testing.TB, o *local.Options) {
 	}
 	o.TableName = "service-accounts-" + strings.ToLower(rand.Text()[:10])
 	o.Transport = dynamotest.SerialWrites
+	// moto copies every table it holds for each transaction: tables left behind slow down
+	// every test after them.
+	table := o.TableName
+	t.Cleanup(func() {
+		db := dynamotest.NewClient(o.DynamoDBEndpoint, nil)
+		_, _ = db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
+	})
 }
 
 // startStack serves template.yaml on a free loopback port until the test ends, with the

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/opentrace/service-accounts/pkg/dynamo"
@@ -60,7 +61,15 @@ func New(tb testing.TB, params map[string]string) *World {
 	if os.Getenv("DYNAMODB_BACKEND") == dynamotest.Moto {
 		opts.DynamoDBEndpoint = os.Getenv("MOTO_URL")
 		opts.TableName = "service-accounts-" + strings.ToLower(rand.Text()[:10])
-		opts.Transport = func(next http.RoundTripper) http.RoundTripper { w.Tap.Next = dynamotest.SerialWrites(next); return w.Tap }
+		opts.Transport = func(next http.RoundTripper) http.RoundTripper {
+			w.Tap.Next = dynamotest.SerialWrites(next)
+			return w.Tap
+		}
+		// moto copies every table it holds for each transaction: leave none behind.
+		tb.Cleanup(func() {
+			db := dynamotest.NewClient(opts.DynamoDBEndpoint, nil)
+			_, _ = db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(opts.TableName)})
+		})
 	}
 	s, err := local.New(w.Ctx, "http://127.0.0.1:0", opts)
 	if err != nil {

@@ -83,8 +83,12 @@ type accountItem struct {
 	Description  string `dynamodbav:"description"`
 	CreatedAt    int64  `dynamodbav:"createdAt"`
 	CreatedBy    string `dynamodbav:"createdBy"`
-	ActiveTokens int    `dynamodbav:"activeTokens"`
-	LastUsedAt   *int64 `dynamodbav:"lastUsedAt,omitempty"`
+	ActiveTokens int    `dynamodbav:"activeTokens"` // open tokens: neither revoked nor retired
+	// Expiries maps each open token that expires to its expiry (epoch ms), so that a listing
+	// counts the tokens still active without reading them: an expired token stays open until
+	// it is retired. Kept in the transactions that open and close tokens.
+	Expiries   map[string]int64 `dynamodbav:"expiries"`
+	LastUsedAt *int64           `dynamodbav:"lastUsedAt,omitempty"`
 
 	// The account's lock: the change to all its tokens in progress, if any (change.go).
 	ChangeID    string `dynamodbav:"changeId,omitempty"`
@@ -100,11 +104,19 @@ type nameGuardItem struct {
 	SAID string `dynamodbav:"saId"`
 }
 
-func (it accountItem) domain() serviceaccount.ServiceAccount {
+// domain is the account as it is at now: its active tokens are its open ones less those that
+// have expired, as a recount of its tokens would find.
+func (it accountItem) domain(now time.Time) serviceaccount.ServiceAccount {
+	active := it.ActiveTokens
+	for _, exp := range it.Expiries {
+		if exp <= ms(now) {
+			active--
+		}
+	}
 	return serviceaccount.ServiceAccount{
 		ID: it.ID, OrgID: it.OrgID, Name: it.Name, Description: it.Description,
 		CreatedAt: fromMS(it.CreatedAt), CreatedBy: it.CreatedBy,
-		ActiveTokens: it.ActiveTokens, LastUsedAt: fromMSPtr(it.LastUsedAt),
+		ActiveTokens: max(active, 0), LastUsedAt: fromMSPtr(it.LastUsedAt),
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -238,8 +239,18 @@ func (s *Store) revokeAll(ctx context.Context, orgID, saID string, at time.Time)
 			}})
 			tx.add("credential", s.del(key(credPK(t.Hash), credSK)))
 		}
-		tx.add("slots", s.update(key(pk, accountSK(saID)), "SET activeTokens = activeTokens - :n",
-			"attribute_exists(pk)", map[string]types.AttributeValue{":n": num(int64(len(open)))}))
+		names, removes := map[string]string{}, make([]string, len(open))
+		for i, t := range open {
+			names[fmt.Sprintf("#t%d", i)] = t.ID
+			removes[i] = fmt.Sprintf("expiries.#t%d", i)
+		}
+		tx.add("slots", types.TransactWriteItem{Update: &types.Update{
+			TableName: s.table, Key: key(pk, accountSK(saID)),
+			UpdateExpression:          aws.String("SET activeTokens = activeTokens - :n REMOVE " + strings.Join(removes, ", ")),
+			ConditionExpression:       aws.String("attribute_exists(pk)"),
+			ExpressionAttributeNames:  names,
+			ExpressionAttributeValues: map[string]types.AttributeValue{":n": num(int64(len(open)))},
+		}})
 		failed, err := s.write(ctx, &tx)
 		switch {
 		case err == nil:
@@ -271,7 +282,7 @@ func (s *Store) openTokens(ctx context.Context, orgID, saID string) ([]tokenItem
 		KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :prefix)"),
 		FilterExpression:          aws.String("attribute_not_exists(closedAt)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(orgPK(orgID)), ":prefix": str(tokensOf(saID))},
-		ProjectionExpression:      aws.String("sk, #hash"),
+		ProjectionExpression:      aws.String("sk, tokenId, #hash"),
 		ExpressionAttributeNames:  map[string]string{"#hash": "hash"},
 		ConsistentRead:            aws.Bool(true),
 	})

@@ -115,7 +115,7 @@ func (s *Store) CreateServiceAccount(ctx context.Context, acct sa.ServiceAccount
 	item, err := s.put(accountItem{
 		PK: pk, SK: accountSK(acct.ID), Type: itemAccount, OrgID: acct.OrgID, ID: acct.ID,
 		Name: acct.Name, NameKey: nameKey, Description: acct.Description,
-		CreatedAt: ms(acct.CreatedAt), CreatedBy: acct.CreatedBy,
+		CreatedAt: ms(acct.CreatedAt), CreatedBy: acct.CreatedBy, Expiries: map[string]int64{},
 	}, "attribute_not_exists(pk)")
 	if err != nil {
 		return err
@@ -187,7 +187,7 @@ func (s *Store) ListServiceAccounts(ctx context.Context, orgID string, limit int
 			page.NextCursor = s.cursors.seal(orgID, items[i-1].ID)
 			break
 		}
-		page.Items = append(page.Items, it.domain())
+		page.Items = append(page.Items, it.domain(s.now()))
 	}
 	return page, nil
 }
@@ -198,7 +198,7 @@ func (s *Store) GetServiceAccount(ctx context.Context, orgID, saID string) (sa.S
 	if err != nil {
 		return sa.ServiceAccount{}, err
 	}
-	return it.domain(), nil
+	return it.domain(s.now()), nil
 }
 
 // account reads an account's item with a strongly consistent read. Errors: ENOTFOUND,
@@ -288,9 +288,18 @@ func (s *Store) CreateToken(ctx context.Context, t sa.Token, cred sa.Credential,
 		return err
 	}
 	var tx txn
-	tx.add("slot", s.update(key(pk, accountSK(t.ServiceAccountID)), "SET activeTokens = activeTokens + :one",
-		"attribute_exists(pk) AND activeTokens < :max AND attribute_not_exists("+attrChangeID+")",
-		map[string]types.AttributeValue{":one": num(1), ":max": num(int64(maxActive))}))
+	slot := &types.Update{
+		TableName: s.table, Key: key(pk, accountSK(t.ServiceAccountID)),
+		UpdateExpression:          aws.String("SET activeTokens = activeTokens + :one"),
+		ConditionExpression:       aws.String("attribute_exists(pk) AND activeTokens < :max AND attribute_not_exists(" + attrChangeID + ")"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":max": num(int64(maxActive))},
+	}
+	if cred.ExpiresAt != nil {
+		slot.UpdateExpression = aws.String("SET activeTokens = activeTokens + :one, expiries.#token = :exp")
+		slot.ExpressionAttributeNames = map[string]string{"#token": t.ID}
+		slot.ExpressionAttributeValues[":exp"] = num(ms(*cred.ExpiresAt))
+	}
+	tx.add("slot", types.TransactWriteItem{Update: slot})
 	tx.add("metadata", meta)
 	tx.add("credential", credential)
 	tx.add("event", ev)
@@ -391,8 +400,13 @@ func (s *Store) CloseToken(ctx context.Context, orgID, saID, tokenID, actor stri
 		tx.add("event", ev)
 		tx.add("org", s.orgAlive(orgID))
 		if slot {
-			tx.add("slot", s.update(key(pk, accountSK(saID)), "SET activeTokens = activeTokens - :one",
-				"attribute_exists(pk) AND activeTokens > :zero", map[string]types.AttributeValue{":one": num(1), ":zero": num(0)}))
+			tx.add("slot", types.TransactWriteItem{Update: &types.Update{
+				TableName: s.table, Key: key(pk, accountSK(saID)),
+				UpdateExpression:          aws.String("SET activeTokens = activeTokens - :one REMOVE expiries.#token"),
+				ConditionExpression:       aws.String("attribute_exists(pk) AND activeTokens > :zero"),
+				ExpressionAttributeNames:  map[string]string{"#token": tokenID},
+				ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":zero": num(0)},
+			}})
 		}
 		failed, err := s.write(ctx, &tx)
 		if failed == nil {

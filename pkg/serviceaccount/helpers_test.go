@@ -42,7 +42,8 @@ type env struct {
 
 var testPepper = token.Pepper{Version: "1", Key: []byte(strings.Repeat("k", 48))}
 
-// newEnv wires the service to the real store on minidyn, with a static pepper and a fixed clock.
+// newEnv wires the service to the real store on minidyn, with a static pepper and a fixed clock
+// the two share, as the functions' wiring has them share it.
 func newEnv(t testing.TB, opts ...sa.Option) *env {
 	t.Helper()
 	db := dynamotest.Start(t)
@@ -50,11 +51,11 @@ func newEnv(t testing.TB, opts ...sa.Option) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := dynamo.New(db.Client, db.Table, []byte(strings.Repeat("c", 32)))
+	c := &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	store, err := dynamo.New(db.Client, db.Table, []byte(strings.Repeat("c", 32)), dynamo.WithClock(c.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	opts = append([]sa.Option{sa.WithClock(c.Now)}, opts...)
 	return &env{
 		svc:   sa.NewService(store, secrets.Peppers{Source: src}, opts...),

@@ -582,3 +582,45 @@ func TestLookAlikeNames(t *testing.T) {
 		t.Fatalf("a name with a space: %v", err)
 	}
 }
+
+// TestActiveTokensAgree: the list and the single-account route give the same count of active
+// tokens, whatever state the tokens are in: an expired token that nothing has retired yet is
+// no longer active in either, although it still holds its slot.
+func TestActiveTokensAgree(t *testing.T) {
+	e := newEnv(t)
+	acct := e.create(t, "org_a", "claude-code")
+	day := 1
+	gen := func(in sa.GenerateInput) sa.Token {
+		t.Helper()
+		tok, _, err := e.svc.GenerateToken(e.ctx, "org_a", acct.ID, "u", in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	gen(sa.GenerateInput{})                               // never expires
+	gen(sa.GenerateInput{ExpiresInDays: &day})            // expires tomorrow, never retired
+	revoked := gen(sa.GenerateInput{ExpiresInDays: &day}) // expires tomorrow, revoked today
+	if err := e.svc.RevokeToken(e.ctx, "org_a", acct.ID, revoked.ID, "u"); err != nil {
+		t.Fatal(err)
+	}
+	counts := func() (listed, single int) {
+		t.Helper()
+		page, err := e.svc.List(e.ctx, "org_a", sa.ListInput{})
+		if err != nil || len(page.Items) != 1 {
+			t.Fatalf("list: %+v %v", page, err)
+		}
+		got, _, err := e.svc.Get(e.ctx, "org_a", acct.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return page.Items[0].ActiveTokens, got.ActiveTokens
+	}
+	if listed, single := counts(); listed != 2 || single != 2 {
+		t.Fatalf("today: list %d, single %d; want 2 and 2", listed, single)
+	}
+	e.clock.Advance(49 * time.Hour)
+	if listed, single := counts(); listed != 1 || single != 1 {
+		t.Fatalf("once a token has expired: list %d, single %d; want 1 and 1", listed, single)
+	}
+}

@@ -238,6 +238,10 @@ func TestFailsClosed(t *testing.T) {
 					t.Fatal("a failed authorization returned a policy")
 				}
 			}
+			// The stack's AuthorizerFailureAlarm counts these lines.
+			if !strings.Contains(e.logs.String(), `"decision":"error"`) {
+				t.Error(`a failure is not logged with "decision":"error"`)
+			}
 			if n := e.jwks.fetches.Load(); tc.jwt && n != 1 {
 				t.Fatalf("%d JWKS fetches for 20 requests, want 1", n)
 			}

@@ -36,7 +36,8 @@ type GatewayResponse struct {
 }
 
 var (
-	supportedAPIProperties        = []string{"StageName", "TracingEnabled", "Auth", "GatewayResponses", "MethodSettings"}
+	supportedAPIProperties = []string{"StageName", "TracingEnabled", "Auth", "GatewayResponses", "MethodSettings",
+		"AccessLogSetting", "OpenApiVersion"}
 	supportedAuthProperties       = []string{"DefaultAuthorizer", "Authorizers"}
 	supportedAuthorizerProperties = []string{"FunctionArn", "FunctionPayloadType", "Identity"}
 	supportedIdentityProperties   = []string{"Header", "ReauthorizeEvery"}

@@ -279,6 +279,10 @@ var (
 	supportedResources = []string{
 		"AWS::Serverless::Function", "AWS::Serverless::Api", "AWS::DynamoDB::Table",
 		"AWS::SecretsManager::Secret", "AWS::Logs::LogGroup", "AWS::SQS::Queue",
+		// Monitoring and account settings, which act outside what the local stack serves: it
+		// reads past them (pkg/template's tests hold their shape to AWS's).
+		"AWS::CloudWatch::Alarm", "AWS::Logs::MetricFilter", "AWS::IAM::Role",
+		"AWS::ApiGateway::Account", "AWS::CloudFormation::WaitConditionHandle",
 	}
 	supportedFunctionProperties = []string{
 		"CodeUri", "Description", "Environment", "Events", "LoggingConfig", "Policies",

@@ -39,6 +39,7 @@ type Resource struct {
 	Properties map[string]any
 	Metadata   map[string]any
 	Condition  string // the condition the resource is created under; "" for always
+	DependsOn  any    // a logical id or a list of them, as written
 }
 
 // Load reads and parses the template at path.
@@ -92,7 +93,7 @@ func Parse(b []byte) (*Template, error) {
 		props, _ := r["Properties"].(map[string]any)
 		meta, _ := r["Metadata"].(map[string]any)
 		cond, _ := r["Condition"].(string)
-		t.Resources[name] = Resource{Type: typ, Properties: props, Metadata: meta, Condition: cond}
+		t.Resources[name] = Resource{Type: typ, Properties: props, Metadata: meta, Condition: cond, DependsOn: r["DependsOn"]}
 	}
 	return t, nil
 }

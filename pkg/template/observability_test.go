@@ -3,6 +3,7 @@ package template_test
 import (
 	"encoding/json"
 	"maps"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -137,4 +138,29 @@ func sub(v any) string {
 	m, _ := v.(map[string]any)
 	s, _ := m["Fn::Sub"].(string)
 	return s
+}
+
+// TestMcpConcurrencyReserved: the MCP function's concurrency is reserved from a parameter (50
+// by default), so MCP traffic can neither starve the authorizer and the management functions
+// nor be starved; -1 reserves none (0 would refuse every call), and the parameter cannot go
+// below it.
+func TestMcpConcurrencyReserved(t *testing.T) {
+	tpl, err := template.Load("../../template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := tpl.Parameters["McpReservedConcurrency"]
+	if p.Default != 50 || p.MinValue != -1 {
+		t.Fatalf("McpReservedConcurrency: default %v, min %v; want 50 and -1", p.Default, p.MinValue)
+	}
+	want := map[string]any{"Fn::If": []any{"McpConcurrencyReserved", map[string]any{"Ref": "McpReservedConcurrency"}, map[string]any{"Ref": "AWS::NoValue"}}}
+	if got := tpl.Resources["McpFunction"].Properties["ReservedConcurrentExecutions"]; !reflect.DeepEqual(got, want) {
+		t.Fatalf("ReservedConcurrentExecutions %v, want %v", got, want)
+	}
+	for value, reserved := range map[string]bool{"50": true, "1": true, "-1": false} {
+		r := template.Resolver{Params: map[string]string{"McpReservedConcurrency": value}}
+		if got, err := tpl.Condition("McpConcurrencyReserved", r); err != nil || got != reserved {
+			t.Errorf("McpReservedConcurrency=%s: reserved %v (%v), want %v", value, got, err, reserved)
+		}
+	}
 }

@@ -21,6 +21,7 @@ import (
 //	ORG#<org>            TOKEN#<saId>#<tokenId>     token metadata
 //	ORG#<org>            EVENT#<time>#<id>          audit trail (expires through TTL)
 //	TOKENHASH#<hmac>     TOKENHASH                  credential; deleted on revoke and delete
+//	TOMBSTONE#<org>      TOMBSTONE                  the org was deleted (org.go)
 //
 // A change to every token of an account (its delete) is recorded on the account's item, as its
 // lock: see change.go.

@@ -301,10 +301,10 @@ func (s *Stack) wireRoute(f template.Function, e template.Event, h any, apiID st
 	public := false
 	if auth, ok := e.Properties["Auth"].(map[string]any); ok {
 		if err := onlyKeys(auth, "Authorizer"); err != nil {
-			return fmt.Errorf("Auth: %w", err)
+			return fmt.Errorf("property Auth: %w", err)
 		}
 		if auth["Authorizer"] != "NONE" {
-			return fmt.Errorf("Auth: Authorizer %v: the local stack knows only the API's default and NONE", auth["Authorizer"])
+			return fmt.Errorf("property Auth.Authorizer %v: the local stack knows only the API's default and NONE", auth["Authorizer"])
 		}
 		public = true
 	}

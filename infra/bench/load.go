@@ -70,6 +70,9 @@ func loadStack(ctx context.Context, o options) (*loadResult, error) {
 		if bearer != "" {
 			req.Header.Set("Authorization", "Bearer "+bearer)
 		}
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json") // the local endpoints take only JSON
+		}
 		resp, err := hc.Do(req)
 		if err != nil {
 			return 0, nil, err

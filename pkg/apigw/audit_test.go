@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opentrace/service-accounts/pkg/apigw"
 	"github.com/opentrace/service-accounts/pkg/audit"
 	"github.com/opentrace/service-accounts/pkg/dynamo"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
@@ -32,7 +31,7 @@ func TestAuditRoute(t *testing.T) {
 	later := time.Now().UTC().Add(100 * audit.Day).Truncate(time.Millisecond)
 	for _, tc := range []struct {
 		name    string
-		caller  *apigw.Caller
+		caller  *sa.Principal
 		run     bool
 		status  int
 		problem string

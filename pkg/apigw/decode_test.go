@@ -58,9 +58,9 @@ func TestCallerFrom(t *testing.T) {
 		ctx  map[string]any
 		ok   bool
 	}{
-		{"Admin", admin.Context(), true},
-		{"Member", member.Context(), true},
-		{"ServiceAccount", tokenCaller.Context(), true},
+		{"Admin", apigw.AuthorizerContext(admin), true},
+		{"Member", apigw.AuthorizerContext(member), true},
+		{"ServiceAccount", apigw.AuthorizerContext(tokenCaller), true},
 		{"ErrMissing", nil, false},
 		{"ErrNoOrg", map[string]any{"principalType": "user", "sub": "u", "role": "admin"}, false},
 		{"ErrUnknownRole", map[string]any{"principalType": "user", "orgId": "o", "sub": "u", "role": "owner"}, false},
@@ -69,7 +69,7 @@ func TestCallerFrom(t *testing.T) {
 		{"ErrNonString", map[string]any{"principalType": "user", "orgId": 7, "sub": "u", "role": "admin"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := apigw.CallerFrom(events.APIGatewayProxyRequestContext{Authorizer: tc.ctx})
+			c, err := apigw.PrincipalFrom(events.APIGatewayProxyRequestContext{Authorizer: tc.ctx})
 			if (err == nil) != tc.ok {
 				t.Fatalf("CallerFrom = %+v, %v; want ok=%v", c, err, tc.ok)
 			}

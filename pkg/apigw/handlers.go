@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/opentrace/service-accounts/pkg/reqlog"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 )
 
@@ -49,9 +50,9 @@ type result struct {
 // turns its outcome into a response. Service-account tokens, other orgs' users and members
 // writing are refused with 403 before fn runs.
 func (a *API) serve(ctx context.Context, req events.APIGatewayProxyRequest, need access,
-	fn func(c Caller, org string) (result, error)) (events.APIGatewayProxyResponse, error) {
+	fn func(c sa.Principal, org string) (result, error)) (events.APIGatewayProxyResponse, error) {
 	start := time.Now()
-	c, err := CallerFrom(req.RequestContext)
+	c, err := PrincipalFrom(req.RequestContext)
 	if err != nil {
 		err = sa.Internal(err) // API Gateway never invokes a function without the authorizer
 	}
@@ -68,36 +69,21 @@ func (a *API) serve(ctx context.Context, req events.APIGatewayProxyRequest, need
 	return resp, nil
 }
 
-func authorize(c Caller, org string, need access) error {
+func authorize(c sa.Principal, org string, need access) error {
 	switch {
-	case c.PrincipalType != PrincipalUser:
+	case c.Type != sa.PrincipalUser:
 		return sa.Errorf(sa.EFORBIDDEN, "Service-account tokens cannot manage service accounts.")
 	case c.OrgID != org:
 		return sa.Errorf(sa.EFORBIDDEN, "You are not a member of this organisation.")
-	case need == write && c.Role != RoleAdmin:
+	case need == write && c.Role != sa.RoleAdmin:
 		return sa.Errorf(sa.EFORBIDDEN, "Only organisation admins can change service accounts.")
 	}
 	return nil
 }
 
-func (a *API) logRequest(ctx context.Context, req events.APIGatewayProxyRequest, c Caller, status int, start time.Time, err error) {
-	attrs := []slog.Attr{
-		slog.String("requestId", req.RequestContext.RequestID),
-		slog.String("method", req.HTTPMethod),
-		slog.String("route", req.Resource),
-		slog.Int("status", status),
-		slog.String("orgId", c.OrgID),
-		slog.String("principal", c.Subject),
-		slog.Int64("durationMs", time.Since(start).Milliseconds()),
-	}
-	level := slog.LevelInfo
-	if status >= 500 {
-		level = slog.LevelError
-		attrs = append(attrs, slog.String("error", err.Error()))
-	} else if err != nil {
-		attrs = append(attrs, slog.String("code", sa.ErrorCode(err)))
-	}
-	a.Log.LogAttrs(ctx, level, "request", attrs...)
+func (a *API) logRequest(ctx context.Context, req events.APIGatewayProxyRequest, c sa.Principal, status int, start time.Time, err error) {
+	reqlog.Log(ctx, a.Log, reqlog.Request{ID: req.RequestContext.RequestID, Method: req.HTTPMethod, Route: req.Resource,
+		Status: status, Caller: c, Start: start, Err: err})
 }
 
 // Respond builds a JSON response, or a problem+json one for err. Every response is marked
@@ -128,7 +114,7 @@ func Respond(status int, body any, err error) events.APIGatewayProxyResponse {
 
 // Create serves POST /orgs/{orgId}/service-accounts.
 func (a *API) Create(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-	return a.serve(ctx, req, write, func(c Caller, org string) (result, error) {
+	return a.serve(ctx, req, write, func(c sa.Principal, org string) (result, error) {
 		var in struct {
 			Name        string `json:"name"`
 			Description string `json:"description"`
@@ -151,7 +137,7 @@ func (a *API) Create(ctx context.Context, req events.APIGatewayProxyRequest) (ev
 // Read serves the read routes: the list, one account with its tokens, its tokens, and the
 // org's audit report.
 func (a *API) Read(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-	return a.serve(ctx, req, read, func(c Caller, org string) (result, error) {
+	return a.serve(ctx, req, read, func(c sa.Principal, org string) (result, error) {
 		saID := req.PathParameters["saId"]
 		switch req.Resource {
 		case RouteAccounts:
@@ -205,7 +191,7 @@ func (a *API) list(ctx context.Context, org string, q map[string]string) (result
 // Generate serves POST /orgs/{orgId}/service-accounts/{saId}/tokens. The response is the only
 // place the token ever appears.
 func (a *API) Generate(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-	return a.serve(ctx, req, write, func(c Caller, org string) (result, error) {
+	return a.serve(ctx, req, write, func(c sa.Principal, org string) (result, error) {
 		var in struct {
 			Name          string `json:"name"`
 			ExpiresInDays *int   `json:"expiresInDays"`
@@ -224,7 +210,7 @@ func (a *API) Generate(ctx context.Context, req events.APIGatewayProxyRequest) (
 
 // Revoke serves DELETE /orgs/{orgId}/service-accounts/{saId}/tokens/{tokenId}.
 func (a *API) Revoke(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-	return a.serve(ctx, req, write, func(c Caller, org string) (result, error) {
+	return a.serve(ctx, req, write, func(c sa.Principal, org string) (result, error) {
 		p := req.PathParameters
 		return result{status: http.StatusNoContent}, a.Service.RevokeToken(ctx, org, p["saId"], p["tokenId"], c.Subject)
 	})
@@ -232,7 +218,7 @@ func (a *API) Revoke(ctx context.Context, req events.APIGatewayProxyRequest) (ev
 
 // Delete serves DELETE /orgs/{orgId}/service-accounts/{saId}.
 func (a *API) Delete(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-	return a.serve(ctx, req, write, func(c Caller, org string) (result, error) {
+	return a.serve(ctx, req, write, func(c sa.Principal, org string) (result, error) {
 		return result{status: http.StatusNoContent}, a.Service.Delete(ctx, org, req.PathParameters["saId"], c.Subject)
 	})
 }

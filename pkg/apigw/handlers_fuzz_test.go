@@ -126,15 +126,15 @@ func (fx *fuzzFixture) reset(t *testing.T) {
 // fuzzCaller is the caller the authorizer would have established: who picks an admin or a
 // member of the path's org (of org when the path's org is not one, since the authorizer only
 // ever names a valid org), an admin of another org, or a service-account token.
-func fuzzCaller(who uint8, orgID string) apigw.Caller {
+func fuzzCaller(who uint8, orgID string) sa.Principal {
 	if !sa.ValidOrgID(orgID) {
 		orgID = org
 	}
 	switch who % 4 {
 	case 0:
-		return apigw.Caller{PrincipalType: apigw.PrincipalUser, OrgID: orgID, Subject: "user_admin", Role: apigw.RoleAdmin}
+		return sa.Principal{Type: sa.PrincipalUser, OrgID: orgID, Subject: "user_admin", Role: sa.RoleAdmin}
 	case 1:
-		return apigw.Caller{PrincipalType: apigw.PrincipalUser, OrgID: orgID, Subject: "user_member", Role: apigw.RoleMember}
+		return sa.Principal{Type: sa.PrincipalUser, OrgID: orgID, Subject: "user_member", Role: sa.RoleMember}
 	case 2:
 		return otherAdmin
 	default:
@@ -144,12 +144,12 @@ func fuzzCaller(who uint8, orgID string) apigw.Caller {
 
 // event builds the proxy event API Gateway sends the route; path parameters and query values
 // may name the fixture's ids by placeholder.
-func (fx *fuzzFixture) event(r fuzzRoute, c apigw.Caller, orgID, saID, body string, isBase64 bool, query string) events.APIGatewayProxyRequest {
+func (fx *fuzzFixture) event(r fuzzRoute, c sa.Principal, orgID, saID, body string, isBase64 bool, query string) events.APIGatewayProxyRequest {
 	ev := events.APIGatewayProxyRequest{
 		Resource: r.resource, HTTPMethod: r.method,
 		PathParameters: map[string]string{"orgId": fx.expand.Replace(orgID)},
 		Body:           body, IsBase64Encoded: isBase64,
-		RequestContext: events.APIGatewayProxyRequestContext{RequestID: "fuzz", Authorizer: c.Context()},
+		RequestContext: events.APIGatewayProxyRequestContext{RequestID: "fuzz", Authorizer: apigw.AuthorizerContext(c)},
 	}
 	if r.hasSA {
 		ev.PathParameters["saId"] = fx.expand.Replace(saID)

@@ -25,10 +25,10 @@ import (
 const org = "org_acme"
 
 var (
-	admin       = apigw.Caller{PrincipalType: apigw.PrincipalUser, OrgID: org, Subject: "user_admin", Role: apigw.RoleAdmin}
-	member      = apigw.Caller{PrincipalType: apigw.PrincipalUser, OrgID: org, Subject: "user_member", Role: apigw.RoleMember}
-	otherAdmin  = apigw.Caller{PrincipalType: apigw.PrincipalUser, OrgID: "org_other", Subject: "user_x", Role: apigw.RoleAdmin}
-	tokenCaller = apigw.Caller{PrincipalType: apigw.PrincipalServiceAccount, OrgID: org, Subject: "sa_01JD5Z3Q7K8M9N0P1R2S3T4V5W",
+	admin       = sa.Principal{Type: sa.PrincipalUser, OrgID: org, Subject: "user_admin", Role: sa.RoleAdmin}
+	member      = sa.Principal{Type: sa.PrincipalUser, OrgID: org, Subject: "user_member", Role: sa.RoleMember}
+	otherAdmin  = sa.Principal{Type: sa.PrincipalUser, OrgID: "org_other", Subject: "user_x", Role: sa.RoleAdmin}
+	tokenCaller = sa.Principal{Type: sa.PrincipalServiceAccount, OrgID: org, Subject: "sa_01JD5Z3Q7K8M9N0P1R2S3T4V5W",
 		ServiceAccountID: "sa_01JD5Z3Q7K8M9N0P1R2S3T4V5W", ServiceAccountName: "ci", TokenID: "tok_01JD5Z4A1B2C3D4E5F6G7H8J9K"}
 )
 
@@ -122,7 +122,7 @@ func (f *fixture) snapshot(t *testing.T) []map[string]any {
 
 type request struct {
 	event  string
-	caller *apigw.Caller
+	caller *sa.Principal
 	path   map[string]string
 	body   *string
 	base64 bool
@@ -136,7 +136,7 @@ func (f *fixture) call(t *testing.T, r request) (events.APIGatewayProxyResponse,
 	if r.caller != nil {
 		c = *r.caller
 	}
-	ev.RequestContext.Authorizer = c.Context()
+	ev.RequestContext.Authorizer = apigw.AuthorizerContext(c)
 	for k, v := range r.path {
 		ev.PathParameters[k] = v
 	}

@@ -36,24 +36,9 @@ const MaxPayloadBytes = 10 << 20
 // answers it with 413, as API Gateway does.
 var ErrPayloadTooLarge = errors.New("apigw: request payload is larger than API Gateway accepts")
 
-type callerKey struct{}
-
-// WithCaller returns a copy of ctx that carries c, so that an http.Handler served through
-// HTTPHandler learns who is calling without knowing about API Gateway events.
-func WithCaller(ctx context.Context, c Caller) context.Context {
-	return context.WithValue(ctx, callerKey{}, c)
-}
-
-// CallerFromContext returns the caller WithCaller put in ctx, and false if there is none:
-// a handler reached without the authorizer must refuse rather than guess an identity.
-func CallerFromContext(ctx context.Context) (Caller, bool) {
-	c, ok := ctx.Value(callerKey{}).(Caller)
-	return c, ok
-}
-
 // HTTPHandler adapts h, a plain net/http handler, to a Lambda handler for REST proxy events.
-// Each event becomes an *http.Request whose context carries the caller the authorizer
-// established (see CallerFromContext); h's response is buffered and returned as the proxy
+// Each event becomes an *http.Request whose context carries the principal the authorizer
+// established (see serviceaccount.PrincipalFromContext); h's response is buffered and returned as the proxy
 // response, its body base64-encoded unless it is UTF-8 text or JSON.
 //
 // A request whose authorizer context is missing or incomplete gets a 500 problem (EINTERNAL)
@@ -63,11 +48,11 @@ func CallerFromContext(ctx context.Context) (Caller, bool) {
 // Decode answers for the management routes.
 func HTTPHandler(h http.Handler) Handler {
 	return func(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-		c, err := CallerFrom(req.RequestContext)
+		p, err := PrincipalFrom(req.RequestContext)
 		if err != nil {
 			return Respond(0, nil, sa.Internal(err)), nil
 		}
-		r, err := httpRequest(WithCaller(ctx, c), req)
+		r, err := httpRequest(sa.NewContextWithPrincipal(ctx, p), req)
 		if err != nil {
 			return Respond(0, nil, err), nil
 		}

@@ -28,7 +28,7 @@ type seen struct {
 	query              url.Values
 	header             http.Header
 	body               []byte
-	caller             apigw.Caller
+	caller             sa.Principal
 	hasCaller          bool
 }
 
@@ -48,7 +48,7 @@ func recordingHandler(t *testing.T, got *seen, calls *int, r reply) http.Handler
 		if err != nil {
 			t.Errorf("read body: %v", err)
 		}
-		c, ok := apigw.CallerFromContext(req.Context())
+		c, ok := sa.PrincipalFromContext(req.Context())
 		*got = seen{method: req.Method, path: req.URL.Path, host: req.Host, query: req.URL.Query(),
 			header: req.Header.Clone(), body: body, caller: c, hasCaller: ok}
 		for k, vs := range r.header {
@@ -88,8 +88,8 @@ func roundTripJSON(t *testing.T, in, out any) {
 }
 
 // gatewayContext is a request context as API Gateway passes it after the authorizer allowed c.
-func gatewayContext(c apigw.Caller) events.APIGatewayProxyRequestContext {
-	auth := c.Context()
+func gatewayContext(c sa.Principal) events.APIGatewayProxyRequestContext {
+	auth := apigw.AuthorizerContext(c)
 	auth["principalId"] = "sa:" + c.Subject
 	return events.APIGatewayProxyRequestContext{AccountID: "123456789012", Stage: "dev", RequestID: "req-1", Authorizer: auth}
 }

@@ -17,26 +17,6 @@ const (
 	RouteMCP    = "/mcp/v1"
 )
 
-// serviceAccountIdentityJSON is the whoami body for a service-account token. Times are RFC
-// 3339 UTC, null when the token never expires or had not been used before.
-type serviceAccountIdentityJSON struct {
-	PrincipalType      string  `json:"principalType"`
-	OrgID              string  `json:"orgId"`
-	ServiceAccountID   string  `json:"serviceAccountId"`
-	ServiceAccountName string  `json:"serviceAccountName"`
-	TokenID            string  `json:"tokenId"`
-	ExpiresAt          *string `json:"expiresAt"`
-	LastUsedAt         *string `json:"lastUsedAt"`
-}
-
-// userIdentityJSON is the whoami body for a dashboard user.
-type userIdentityJSON struct {
-	PrincipalType string `json:"principalType"`
-	OrgID         string `json:"orgId"`
-	UserID        string `json:"userId"`
-	Role          string `json:"role"`
-}
-
 // NewWhoami returns the handler of GET /v1/whoami, which tells the caller who the authorizer
 // says they are: for a token, its org, service account, token id, expiry and last use; for a
 // user, their org and role. It answers from the authorizer context alone, so checking a
@@ -50,34 +30,15 @@ func NewWhoami(log *slog.Logger) Handler {
 	logger := &API{Log: log}
 	return func(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
 		start := time.Now()
-		c, err := CallerFrom(req.RequestContext)
+		c, err := PrincipalFrom(req.RequestContext)
 		var body any
 		if err != nil {
 			err = sa.Internal(err)
 		} else {
-			body = identityJSON(c)
+			body = c.Whoami()
 		}
 		resp := Respond(http.StatusOK, body, err)
 		logger.logRequest(ctx, req, c, resp.StatusCode, start, err)
 		return resp, nil
 	}
-}
-
-func identityJSON(c Caller) any {
-	if c.PrincipalType == PrincipalServiceAccount {
-		return serviceAccountIdentityJSON{
-			PrincipalType: c.PrincipalType, OrgID: c.OrgID, ServiceAccountID: c.ServiceAccountID,
-			ServiceAccountName: c.ServiceAccountName, TokenID: c.TokenID,
-			ExpiresAt: nullable(c.ExpiresAt), LastUsedAt: nullable(c.LastUsedAt),
-		}
-	}
-	return userIdentityJSON{PrincipalType: c.PrincipalType, OrgID: c.OrgID, UserID: c.Subject, Role: c.Role}
-}
-
-// nullable maps the Caller's "" for an absent time to JSON null.
-func nullable(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/opentrace/service-accounts/pkg/apigw"
+	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 	"github.com/opentrace/service-accounts/pkg/token"
 )
 
@@ -62,13 +63,13 @@ func TestWhoami(t *testing.T) {
 		},
 		{
 			name:   "UserAdmin",
-			auth:   func(map[string]any) map[string]any { return admin.Context() },
+			auth:   func(map[string]any) map[string]any { return apigw.AuthorizerContext(admin) },
 			status: 200,
 			want:   map[string]any{"principalType": "user", "orgId": "org_acme", "userId": "user_admin", "role": "admin"},
 		},
 		{
 			name:   "UserMember",
-			auth:   func(map[string]any) map[string]any { return member.Context() },
+			auth:   func(map[string]any) map[string]any { return apigw.AuthorizerContext(member) },
 			status: 200,
 			want:   map[string]any{"principalType": "user", "orgId": "org_acme", "userId": "user_member", "role": "member"},
 		},
@@ -154,7 +155,7 @@ func TestCallerContextRoundTrip(t *testing.T) {
 	withTimes.ExpiresAt, withTimes.LastUsedAt = "2027-02-26T12:00:00Z", "2026-11-28T11:58:30.123Z"
 	for _, tc := range []struct {
 		name string
-		c    apigw.Caller
+		c    sa.Principal
 	}{
 		{"Admin", admin},
 		{"Member", member},
@@ -162,17 +163,17 @@ func TestCallerContextRoundTrip(t *testing.T) {
 		{"TokenWithTimes", withTimes},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := apigw.CallerFrom(events.APIGatewayProxyRequestContext{Authorizer: tc.c.Context()})
+			got, err := apigw.PrincipalFrom(events.APIGatewayProxyRequestContext{Authorizer: apigw.AuthorizerContext(tc.c)})
 			if err != nil || got != tc.c {
 				t.Fatalf("CallerFrom(Context()) = %+v, %v; want %+v", got, err, tc.c)
 			}
-			ctxCaller, ok := apigw.CallerFromContext(apigw.WithCaller(context.Background(), tc.c))
+			ctxCaller, ok := sa.PrincipalFromContext(sa.NewContextWithPrincipal(context.Background(), tc.c))
 			if !ok || ctxCaller != tc.c {
 				t.Fatalf("CallerFromContext = %+v, %v", ctxCaller, ok)
 			}
 		})
 	}
-	if _, ok := apigw.CallerFromContext(context.Background()); ok {
+	if _, ok := sa.PrincipalFromContext(context.Background()); ok {
 		t.Fatal("CallerFromContext found a caller in an empty context")
 	}
 }
@@ -193,14 +194,14 @@ func TestCallerFromTimes(t *testing.T) {
 		{"ErrNotString", nil, float64(1795867200), "", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := tokenCaller.Context()
+			m := apigw.AuthorizerContext(tokenCaller)
 			if tc.expiresAt != nil {
 				m[apigw.CtxExpiresAt] = tc.expiresAt
 			}
 			if tc.lastUsedAt != nil {
 				m[apigw.CtxLastUsedAt] = tc.lastUsedAt
 			}
-			c, err := apigw.CallerFrom(events.APIGatewayProxyRequestContext{Authorizer: m})
+			c, err := apigw.PrincipalFrom(events.APIGatewayProxyRequestContext{Authorizer: m})
 			if (err == nil) != tc.ok {
 				t.Fatalf("CallerFrom = %+v, %v; want ok=%v", c, err, tc.ok)
 			}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/opentrace/service-accounts/pkg/apigw"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 	"github.com/opentrace/service-accounts/pkg/token"
 )
@@ -25,8 +24,11 @@ const DefaultUsageTimeout = 250 * time.Millisecond
 
 // Authorizer answers API Gateway's TOKEN authorizer requests.
 type Authorizer struct {
-	Service      *sa.Service
-	Users        *Users // nil refuses every user JWT
+	Service *sa.Service
+	Users   *Users // nil refuses every user JWT
+	// Context encodes an allowed principal as the authorizer context API Gateway passes on to
+	// the function (apigw.AuthorizerContext, which the functions decode).
+	Context      func(sa.Principal) map[string]any
 	Log          *slog.Logger
 	UsageTimeout time.Duration
 }
@@ -57,21 +59,21 @@ func (a *Authorizer) Handle(ctx context.Context, req events.APIGatewayCustomAuth
 func (a *Authorizer) serviceAccount(ctx context.Context, base, cred string) (events.APIGatewayCustomAuthorizerResponse, error) {
 	id, err := a.Service.Authenticate(ctx, cred)
 	if sa.ErrorCode(err) == sa.EUNAUTHORIZED {
-		return a.unauthorized(ctx, errors.Unwrap(err).Error(), fingerprint(cred))
+		return a.unauthorized(ctx, reason(err), fingerprint(cred))
 	}
 	if err != nil {
 		a.Log.ErrorContext(ctx, "authorize", slog.String("decision", "error"), slog.String("error", err.Error()))
 		return events.APIGatewayCustomAuthorizerResponse{}, errors.New("authorizer dependency failed")
 	}
 	a.recordUsage(ctx, id)
-	c := apigw.Caller{
-		PrincipalType: apigw.PrincipalServiceAccount, OrgID: id.OrgID, Subject: id.ServiceAccountID,
+	p := sa.Principal{
+		Type: sa.PrincipalServiceAccount, OrgID: id.OrgID, Subject: id.ServiceAccountID,
 		ServiceAccountID: id.ServiceAccountID, ServiceAccountName: id.ServiceAccountName, TokenID: id.TokenID,
 		ExpiresAt: rfc3339(id.ExpiresAt), LastUsedAt: rfc3339(id.LastUsedAt),
 	}
-	a.Log.InfoContext(ctx, "authorize", slog.String("decision", "allow"), slog.String("principalType", c.PrincipalType),
-		slog.String("orgId", c.OrgID), slog.String("serviceAccountId", c.ServiceAccountID), slog.String("tokenId", c.TokenID))
-	return policy("sa:"+id.ServiceAccountID, base, dataRoutes, c.Context()), nil
+	a.Log.InfoContext(ctx, "authorize", slog.String("decision", "allow"), slog.String("principalType", p.Type),
+		slog.String("orgId", p.OrgID), slog.String("serviceAccountId", p.ServiceAccountID), slog.String("tokenId", p.TokenID))
+	return policy("sa:"+id.ServiceAccountID, base, dataRoutes, a.Context(p)), nil
 }
 
 // recordUsage writes the token's last use, bounded by UsageTimeout; a failure is logged and
@@ -99,14 +101,14 @@ func (a *Authorizer) user(ctx context.Context, base, cred string) (events.APIGat
 	if u.Role == "" || !sa.ValidOrgID(u.OrgID) {
 		// A real user with no org, or an org id that is not one, may call nothing. The org
 		// id lands in policy resources, so it must never carry a wildcard.
-		a.Log.InfoContext(ctx, "authorize", slog.String("decision", "deny"), slog.String("principalType", apigw.PrincipalUser),
+		a.Log.InfoContext(ctx, "authorize", slog.String("decision", "deny"), slog.String("principalType", sa.PrincipalUser),
 			slog.String("sub", u.Subject), slog.String("reason", "no usable org or role"))
 		return denyAll(principal, base), nil
 	}
-	c := apigw.Caller{PrincipalType: apigw.PrincipalUser, OrgID: u.OrgID, Subject: u.Subject, Role: u.Role}
-	a.Log.InfoContext(ctx, "authorize", slog.String("decision", "allow"), slog.String("principalType", c.PrincipalType),
-		slog.String("orgId", c.OrgID), slog.String("sub", c.Subject), slog.String("role", c.Role))
-	return policy(principal, base, userResources(u.OrgID, u.Role), c.Context()), nil
+	p := sa.Principal{Type: sa.PrincipalUser, OrgID: u.OrgID, Subject: u.Subject, Role: u.Role}
+	a.Log.InfoContext(ctx, "authorize", slog.String("decision", "allow"), slog.String("principalType", p.Type),
+		slog.String("orgId", p.OrgID), slog.String("sub", p.Subject), slog.String("role", p.Role))
+	return policy(principal, base, userResources(u.OrgID, u.Role), a.Context(p)), nil
 }
 
 func (a *Authorizer) unauthorized(ctx context.Context, reason, fp string) (events.APIGatewayCustomAuthorizerResponse, error) {
@@ -126,5 +128,14 @@ func rfc3339(t *time.Time) string {
 	if t == nil {
 		return ""
 	}
-	return t.UTC().Format(time.RFC3339)
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// reason is why a credential was refused, for the log: the cause under the refusal's public
+// message, or the message itself when there is no cause.
+func reason(err error) string {
+	if cause := errors.Unwrap(err); cause != nil {
+		return cause.Error()
+	}
+	return err.Error()
 }

@@ -114,7 +114,7 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 
 // fuzzClaims is what an independent verification of a user JWT found in it.
 type fuzzClaims struct {
-	sub, org, role string // role is apigw.RoleAdmin, apigw.RoleMember or "" (no usable role)
+	sub, org, role string // role is sa.RoleAdmin, sa.RoleMember or "" (no usable role)
 }
 
 // verifyJWT verifies raw with jws.Verify against the issuer's public keys, then checks iss,
@@ -154,9 +154,9 @@ func (fe *fuzzEnv) verifyJWT(raw string) (fuzzClaims, bool) {
 	switch {
 	case !orgOK || !roleOK:
 	case role == v1Admin:
-		c.org, c.role = org, apigw.RoleAdmin
+		c.org, c.role = org, sa.RoleAdmin
 	case role == v1Member:
-		c.org, c.role = org, apigw.RoleMember
+		c.org, c.role = org, sa.RoleMember
 	}
 	return c, true
 }
@@ -197,7 +197,7 @@ func (fe *fuzzEnv) principal(cred string) (fuzzPrincipal, bool) {
 		return fuzzPrincipal{
 			id: "sa:" + fe.liveTok.ServiceAccountID,
 			context: map[string]any{
-				apigw.CtxPrincipalType: apigw.PrincipalServiceAccount, apigw.CtxOrgID: "org_a",
+				apigw.CtxPrincipalType: sa.PrincipalServiceAccount, apigw.CtxOrgID: "org_a",
 				apigw.CtxSubject: fe.liveTok.ServiceAccountID, apigw.CtxServiceAccountID: fe.liveTok.ServiceAccountID,
 				apigw.CtxTokenID: fe.liveTok.ID,
 			},
@@ -212,10 +212,10 @@ func (fe *fuzzEnv) principal(cred string) (fuzzPrincipal, bool) {
 	if c.role == "" || !sa.ValidOrgID(c.org) {
 		return p, true // a real user who may call nothing
 	}
-	p.context = map[string]any{apigw.CtxPrincipalType: apigw.PrincipalUser, apigw.CtxOrgID: c.org,
+	p.context = map[string]any{apigw.CtxPrincipalType: sa.PrincipalUser, apigw.CtxOrgID: c.org,
 		apigw.CtxSubject: c.sub, apigw.CtxRole: c.role}
 	p.prefixes = append([]string{"GET/orgs/" + c.org + "/"}, fuzzDataRoutes...)
-	if c.role == apigw.RoleAdmin {
+	if c.role == sa.RoleAdmin {
 		p.prefixes = append(p.prefixes, "POST/orgs/"+c.org+"/", "DELETE/orgs/"+c.org+"/")
 	}
 	return p, true
@@ -306,7 +306,7 @@ func FuzzAuthorizer(f *testing.F) {
 		if org, _ := resp.Context[apigw.CtxOrgID].(string); !sa.ValidOrgID(org) {
 			t.Fatalf("Handle(%q, %q) allowed with org %q in the context", header, route, org)
 		}
-		if p.context[apigw.CtxPrincipalType] == apigw.PrincipalUser && !maps.Equal(resp.Context, p.context) {
+		if p.context[apigw.CtxPrincipalType] == sa.PrincipalUser && !maps.Equal(resp.Context, p.context) {
 			t.Fatalf("Handle(%q, %q) allowed a user with context %v, want %v", header, route, resp.Context, p.context)
 		}
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/opentrace/service-accounts/pkg/apigw"
 	"github.com/opentrace/service-accounts/pkg/authorizer"
 	"github.com/opentrace/service-accounts/pkg/dynamo"
 	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
@@ -139,7 +140,7 @@ func newEnv(t testing.TB, users authorizer.UserConfig) *env {
 		users.Claims = authorizer.ClaimsV1
 	}
 	e.svc = e.service(t, db.Client, e.clock)
-	e.auth = &authorizer.Authorizer{
+	e.auth = &authorizer.Authorizer{Context: apigw.AuthorizerContext,
 		Service: e.service(t, e.client, e.clock), Users: authorizer.NewUsers(users),
 		Log: slog.New(slog.NewJSONHandler(e.logs, nil)),
 	}

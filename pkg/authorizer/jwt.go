@@ -1,6 +1,8 @@
 package authorizer
 
 import (
+	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+
 	"context"
 	"errors"
 	"fmt"
@@ -17,12 +19,6 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/opentrace/service-accounts/pkg/config"
-)
-
-// Roles a user may hold in an org, as the authorizer context names them.
-const (
-	roleAdmin  = "admin"
-	roleMember = "member"
 )
 
 // Session-token claim shapes: where a dashboard JWT names the user's org and role. Clerk's
@@ -164,9 +160,9 @@ func (u *Users) Verify(ctx context.Context, raw string) (User, error) {
 	switch {
 	case org == "" || role == "":
 	case slices.Contains(u.cfg.AdminRoles, role):
-		user.OrgID, user.Role = org, roleAdmin
+		user.OrgID, user.Role = org, sa.RoleAdmin
 	case slices.Contains(u.cfg.MemberRoles, role):
-		user.OrgID, user.Role = org, roleMember
+		user.OrgID, user.Role = org, sa.RoleMember
 	}
 	return user, nil
 }

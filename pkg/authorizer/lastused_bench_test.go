@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/opentrace/service-accounts/pkg/apigw"
 	"github.com/opentrace/service-accounts/pkg/authorizer"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 )
@@ -45,7 +46,7 @@ func BenchmarkLastUsedWrites(b *testing.B) {
 			interval := sa.DefaultLimits.LastUsedInterval
 			auths := make([]*authorizer.Authorizer, bc.instances)
 			for i := range auths {
-				auths[i] = &authorizer.Authorizer{Service: e.service(b, e.client, clock), Log: slog.New(slog.NewJSONHandler(io.Discard, nil))}
+				auths[i] = &authorizer.Authorizer{Service: e.service(b, e.client, clock), Context: apigw.AuthorizerContext, Log: slog.New(slog.NewJSONHandler(io.Discard, nil))}
 			}
 			route := arn("GET", "/v1/whoami")
 			req := events.APIGatewayCustomAuthorizerRequest{Type: "TOKEN", AuthorizationToken: "Bearer " + secret, MethodArn: route}

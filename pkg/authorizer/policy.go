@@ -1,6 +1,8 @@
 package authorizer
 
 import (
+	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+
 	"errors"
 	"strings"
 
@@ -36,7 +38,7 @@ var dataRoutes = []string{
 // wildcard characters, so the org segment matches literally.
 func userResources(org, role string) []string {
 	methods := []string{"GET"}
-	if role == roleAdmin {
+	if role == sa.RoleAdmin {
 		methods = append(methods, "POST", "DELETE")
 	}
 	var rs []string

@@ -5,7 +5,7 @@
 // It speaks streamable HTTP through the official Go SDK, stateless and with JSON responses:
 // each Lambda invocation is one HTTP request and one buffered response, so there is no
 // session to keep and no stream to hold open. It trusts one thing about the caller, the
-// identity apigw.HTTPHandler put in the request context from the authorizer's verdict.
+// principal apigw.HTTPHandler put in the request context from the authorizer's verdict.
 package mcpserver
 
 import (
@@ -21,9 +21,11 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/opentrace/service-accounts/pkg/apigw"
+	"github.com/opentrace/service-accounts/pkg/reqlog"
+	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 )
 
 // ServerName is the name the server gives MCP clients at initialization; it matches the
@@ -32,21 +34,6 @@ const ServerName = "opentrace"
 
 // ToolWhoami is the name of the tool that reports the calling credential.
 const ToolWhoami = "whoami"
-
-// Identity is the structured output of the whoami tool. Fields of the other kind of principal
-// are omitted, and so are the expiry of a token that never expires and the last use of one
-// never used before.
-type Identity struct {
-	PrincipalType      string `json:"principalType" jsonschema:"service_account for an API token, user for a dashboard user"`
-	OrgID              string `json:"orgId" jsonschema:"the OpenTrace organisation the credential belongs to"`
-	ServiceAccountID   string `json:"serviceAccountId,omitempty" jsonschema:"the service account that owns the token"`
-	ServiceAccountName string `json:"serviceAccountName,omitempty" jsonschema:"the name of that service account"`
-	TokenID            string `json:"tokenId,omitempty" jsonschema:"the token in use (an id, never the secret)"`
-	ExpiresAt          string `json:"expiresAt,omitempty" jsonschema:"when the token expires, RFC 3339 UTC; absent if it never expires"`
-	LastUsedAt         string `json:"lastUsedAt,omitempty" jsonschema:"when the token was last used before, RFC 3339 UTC; absent if never"`
-	UserID             string `json:"userId,omitempty" jsonschema:"the dashboard user"`
-	Role               string `json:"role,omitempty" jsonschema:"the user's role in the organisation: admin or member"`
-}
 
 // unauthorized is the body API Gateway sends with a 401, so a client sees one shape of refusal
 // whether the authorizer or this server refused it.
@@ -65,7 +52,8 @@ type Options struct {
 
 // Handler returns the MCP endpoint as an http.Handler, logging one line per request with log
 // (never a credential) and reporting version to clients. Before the MCP layer sees a request:
-//   - one whose context carries no caller (see apigw.CallerFromContext) is refused with 401:
+//   - one whose context carries no principal (serviceaccount.PrincipalFromContext) is refused
+//     with 401:
 //     the server is only ever meant to run behind the API's authorizer, and if it is mounted
 //     without one it must fail closed;
 //   - one from a foreign Origin is refused with 403, as the MCP specification requires of
@@ -82,15 +70,18 @@ func Handler(log *slog.Logger, version string, opts Options) http.Handler {
 		&mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true, Logger: log})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		c, ok := apigw.CallerFromContext(r.Context())
+		line := reqlog.Request{Method: r.Method, Route: r.URL.Path, Start: start}
+		p, ok := sa.PrincipalFromContext(r.Context())
 		if !ok {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("WWW-Authenticate", "Bearer")
 			w.WriteHeader(http.StatusUnauthorized)
 			_, _ = io.WriteString(w, unauthorized)
-			log.LogAttrs(r.Context(), slog.LevelError, "request", slog.String("method", r.Method),
-				slog.String("route", r.URL.Path), slog.Int("status", http.StatusUnauthorized),
-				slog.String("error", "no caller in the request context: the MCP server is not behind the authorizer"))
+			// A failure of the deployment, not of the client: the server is not behind the
+			// authorizer.
+			line.Status = http.StatusUnauthorized
+			line.Err = sa.Internal(errors.New("no principal in the request context: the MCP server is not behind the authorizer"))
+			reqlog.Log(r.Context(), log, line)
 			return
 		}
 		sw := &statusWriter{ResponseWriter: w}
@@ -99,18 +90,8 @@ func Handler(log *slog.Logger, version string, opts Options) http.Handler {
 		} else {
 			streamable.ServeHTTP(sw, r)
 		}
-		level := slog.LevelInfo
-		if sw.status >= 500 {
-			level = slog.LevelError
-		}
-		log.LogAttrs(r.Context(), level, "request",
-			slog.String("method", r.Method),
-			slog.String("route", r.URL.Path),
-			slog.Int("status", sw.status),
-			slog.String("orgId", c.OrgID),
-			slog.String("principal", c.Subject),
-			slog.Int64("durationMs", time.Since(start).Milliseconds()),
-		)
+		line.Status, line.Caller = sw.status, p
+		reqlog.Log(r.Context(), log, line)
 	})
 }
 
@@ -178,26 +159,31 @@ func newServer(version string) *mcp.Server {
 			"the service account and token (or the dashboard user and role), when the token expires " +
 			"and when it was last used. Use it to check your MCP setup: that the server is reachable " +
 			"and that it authenticates with the token you meant to configure.",
-		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: &openWorld},
+		Annotations:  &mcp.ToolAnnotations{ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: &openWorld},
+		OutputSchema: whoamiSchema(),
 	}, whoami)
 	return s
 }
 
-// whoami answers from the caller in ctx, which the authorizer established; it reads no store.
-func whoami(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, Identity, error) {
-	c, ok := apigw.CallerFromContext(ctx)
+// whoami answers from the principal in ctx, which the authorizer established; it reads no
+// store. Its output is GET /v1/whoami's body.
+func whoami(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+	p, ok := sa.PrincipalFromContext(ctx)
 	if !ok {
 		// Handler refuses such requests, so reaching here means the server was wired without it.
-		return nil, Identity{}, errors.New("no authenticated caller")
+		return nil, nil, errors.New("no authenticated principal")
 	}
-	if c.PrincipalType == apigw.PrincipalServiceAccount {
-		return nil, Identity{
-			PrincipalType: c.PrincipalType, OrgID: c.OrgID, ServiceAccountID: c.ServiceAccountID,
-			ServiceAccountName: c.ServiceAccountName, TokenID: c.TokenID,
-			ExpiresAt: c.ExpiresAt, LastUsedAt: c.LastUsedAt,
-		}, nil
+	return nil, p.Whoami(), nil
+}
+
+// whoamiSchema is the whoami tool's output schema: a service account's identity or a user's.
+func whoamiSchema() *jsonschema.Schema {
+	token, err1 := jsonschema.For[sa.ServiceAccountWhoami](nil)
+	user, err2 := jsonschema.For[sa.UserWhoami](nil)
+	if err := errors.Join(err1, err2); err != nil {
+		panic(err) // the types are fixed: a test calls this
 	}
-	return nil, Identity{PrincipalType: c.PrincipalType, OrgID: c.OrgID, UserID: c.Subject, Role: c.Role}, nil
+	return &jsonschema.Schema{Type: "object", OneOf: []*jsonschema.Schema{token, user}}
 }
 
 // statusWriter records the status for the request log. Unwrap lets http.ResponseController

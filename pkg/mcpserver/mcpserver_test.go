@@ -1,6 +1,10 @@
 package mcpserver_test
 
 import (
+	"reflect"
+
+	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+
 	"bytes"
 	"cmp"
 	"context"
@@ -33,17 +37,17 @@ const (
 	unknownToken = "test-token-unknown"
 )
 
-var callers = map[string]apigw.Caller{
+var callers = map[string]sa.Principal{
 	saToken: {
-		PrincipalType: apigw.PrincipalServiceAccount, OrgID: "org_acme", Subject: "sa_01JD5Z3Q7K8M9N0P1R2S3T4V5W",
+		Type: sa.PrincipalServiceAccount, OrgID: "org_acme", Subject: "sa_01JD5Z3Q7K8M9N0P1R2S3T4V5W",
 		ServiceAccountID: "sa_01JD5Z3Q7K8M9N0P1R2S3T4V5W", ServiceAccountName: "claude-code-dev-team",
 		TokenID: "tok_01JD5Z4A1B2C3D4E5F6G7H8J9K", ExpiresAt: "2027-02-26T12:00:00Z", LastUsedAt: "2026-11-28T11:58:30Z",
 	},
 	neverToken: {
-		PrincipalType: apigw.PrincipalServiceAccount, OrgID: "org_beta", Subject: "sa_02",
+		Type: sa.PrincipalServiceAccount, OrgID: "org_beta", Subject: "sa_02",
 		ServiceAccountID: "sa_02", ServiceAccountName: "github-actions-prod", TokenID: "tok_02",
 	},
-	memberToken: {PrincipalType: apigw.PrincipalUser, OrgID: "org_acme", Subject: "user_member", Role: apigw.RoleMember},
+	memberToken: {Type: sa.PrincipalUser, OrgID: "org_acme", Subject: "user_member", Role: sa.RoleMember},
 }
 
 // logBuffer is a log sink the server's goroutines may write to while the test reads it.
@@ -80,7 +84,7 @@ func startGateway(t *testing.T, logs io.Writer) *httptest.Server {
 			_, _ = io.WriteString(w, `{"message":"Unauthorized"}`)
 			return
 		}
-		auth := c.Context()
+		auth := apigw.AuthorizerContext(c)
 		auth["principalId"] = c.Subject
 		ev, err := apigw.EventFromHTTP(r, apigw.RouteMCP, nil, events.APIGatewayProxyRequestContext{
 			AccountID: "123456789012", Stage: "dev", RequestID: "req-" + bearer, Authorizer: auth,
@@ -138,27 +142,23 @@ func TestWhoamiThroughAPIGateway(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		token   string
-		want    mcpserver.Identity
+		want    string // the structured content, GET /v1/whoami's body
 		wantErr string // a connection error must mention this
 	}{
 		{
 			name: "ServiceAccount", token: saToken,
-			want: mcpserver.Identity{
-				PrincipalType: "service_account", OrgID: "org_acme", ServiceAccountID: "sa_01JD5Z3Q7K8M9N0P1R2S3T4V5W",
-				ServiceAccountName: "claude-code-dev-team", TokenID: "tok_01JD5Z4A1B2C3D4E5F6G7H8J9K",
-				ExpiresAt: "2027-02-26T12:00:00Z", LastUsedAt: "2026-11-28T11:58:30Z",
-			},
+			want: `{"principalType":"service_account","orgId":"org_acme","serviceAccountId":"sa_01JD5Z3Q7K8M9N0P1R2S3T4V5W",
+				"serviceAccountName":"claude-code-dev-team","tokenId":"tok_01JD5Z4A1B2C3D4E5F6G7H8J9K",
+				"expiresAt":"2027-02-26T12:00:00Z","lastUsedAt":"2026-11-28T11:58:30Z"}`,
 		},
 		{
 			name: "ServiceAccountNeverUsedNeverExpires", token: neverToken,
-			want: mcpserver.Identity{
-				PrincipalType: "service_account", OrgID: "org_beta", ServiceAccountID: "sa_02",
-				ServiceAccountName: "github-actions-prod", TokenID: "tok_02",
-			},
+			want: `{"principalType":"service_account","orgId":"org_beta","serviceAccountId":"sa_02",
+				"serviceAccountName":"github-actions-prod","tokenId":"tok_02","expiresAt":null,"lastUsedAt":null}`,
 		},
 		{
 			name: "User", token: memberToken,
-			want: mcpserver.Identity{PrincipalType: "user", OrgID: "org_acme", UserID: "user_member", Role: "member"},
+			want: `{"principalType":"user","orgId":"org_acme","userId":"user_member","role":"member"}`,
 		},
 		{name: "UnknownTokenIs401", token: unknownToken, wantErr: "Unauthorized"},
 	} {
@@ -182,7 +182,7 @@ func TestWhoamiThroughAPIGateway(t *testing.T) {
 
 // whoamiSession connects with token, lists the tools and calls whoami, expecting want, or
 // expects the connection to fail with an error mentioning wantErr.
-func whoamiSession(t *testing.T, url, token, protocolVersion string, want mcpserver.Identity, wantErr string) {
+func whoamiSession(t *testing.T, url, token, protocolVersion, want, wantErr string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -227,17 +227,20 @@ func whoamiSession(t *testing.T, url, token, protocolVersion string, want mcpser
 	if err != nil || res.IsError {
 		t.Fatalf("call whoami: %v %+v", err, res)
 	}
-	var got mcpserver.Identity
+	var got, wanted map[string]any
 	raw, _ := json.Marshal(res.StructuredContent)
-	if err := json.Unmarshal(raw, &got); err != nil || got != want {
-		t.Fatalf("structured content = %s, want %+v", raw, want)
+	if err := json.Unmarshal([]byte(want), &wanted); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &got); err != nil || !reflect.DeepEqual(got, wanted) {
+		t.Fatalf("structured content = %s, want %s", raw, want)
 	}
 	// Clients without structured-content support read the same JSON as text.
 	if len(res.Content) != 1 {
 		t.Fatalf("content = %+v", res.Content)
 	}
 	text, ok := res.Content[0].(*mcp.TextContent)
-	if !ok || !json.Valid([]byte(text.Text)) || !strings.Contains(text.Text, want.OrgID) {
+	if !ok || !json.Valid([]byte(text.Text)) || !strings.Contains(text.Text, wanted["orgId"].(string)) {
 		t.Fatalf("text content = %+v", res.Content[0])
 	}
 }

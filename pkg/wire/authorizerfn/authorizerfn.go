@@ -5,6 +5,7 @@ package authorizerfn
 import (
 	"context"
 
+	"github.com/opentrace/service-accounts/pkg/apigw"
 	"github.com/opentrace/service-accounts/pkg/authorizer"
 	"github.com/opentrace/service-accounts/pkg/wire"
 )
@@ -21,5 +22,5 @@ func New(ctx context.Context, rt wire.Runtime) (wire.AuthorizerHandler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return (&authorizer.Authorizer{Service: app.Service, Users: authorizer.NewUsers(users), Log: app.Log}).Handle, nil
+	return (&authorizer.Authorizer{Service: app.Service, Users: authorizer.NewUsers(users), Context: apigw.AuthorizerContext, Log: app.Log}).Handle, nil
 }

@@ -169,10 +169,7 @@ func coldStarts(o options) (*coldResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	credKey := map[string]types.AttributeValue{
-		"pk": &types.AttributeValueMemberS{Value: "TOKENHASH#" + hasher.Hash(secret)},
-		"sk": &types.AttributeValueMemberS{Value: "TOKENHASH"},
-	}
+	credKey := dynamo.CredentialKey(hasher.Hash(secret))
 	// Every cold start serves a token last used a day ago, as the first request after a quiet
 	// spell does: one consistent GetItem and one lastUsedAt write.
 	forgetLastUse := func() error {
@@ -482,24 +479,21 @@ func itemSizes(ctx context.Context, client *dynamodb.Client) ([]itemSize, error)
 		if pk == nil || sk == nil {
 			continue
 		}
-		kind := "other " + sk.Value
+		// Items are told apart by their type attribute, not by the key layout, which is
+		// pkg/dynamo's alone.
+		typ, _ := it["type"].(*types.AttributeValueMemberS)
+		kind := "org counter (no type)"
 		switch {
-		case strings.HasPrefix(pk.Value, "TOKENHASH#"):
-			kind = "credential (TOKENHASH#…), read by every authorization"
-		case strings.HasPrefix(sk.Value, "TOKEN#"):
-			kind = "token metadata (TOKEN#…)"
-		case strings.HasPrefix(sk.Value, "SA#"):
-			kind = "service account (SA#…)"
-		case strings.HasPrefix(sk.Value, "SANAME#"):
-			kind = "name guard (SANAME#…)"
-		case strings.HasPrefix(sk.Value, "EVENT#"):
-			action, _ := it["action"].(*types.AttributeValueMemberS)
-			kind = "audit-trail event (EVENT#…)"
-			if action != nil {
-				kind = "audit-trail event " + action.Value + " (EVENT#…)"
+		case typ == nil:
+		case typ.Value == "credential":
+			kind = "credential, read by every authorization"
+		case typ.Value == "event":
+			kind = "audit-trail event"
+			if action, _ := it["action"].(*types.AttributeValueMemberS); action != nil {
+				kind = "audit-trail event " + action.Value
 			}
-		case sk.Value == "ORG":
-			kind = "org counter (ORG)"
+		default:
+			kind = typ.Value
 		}
 		sizes = append(sizes, itemSize{kind, avMapSize(it)})
 	}

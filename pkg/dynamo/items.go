@@ -47,6 +47,10 @@ func nameSK(key string) string            { return namePrefix + key }
 func tokenSK(saID, tokenID string) string { return tokenPrefix + saID + "#" + tokenID }
 func tokensOf(saID string) string         { return tokenPrefix + saID + "#" }
 func credPK(hash string) string           { return credPrefix + hash }
+
+// CredentialKey is the key of the credential stored under a token hash: the one item the
+// authorizer reads.
+func CredentialKey(hash string) map[string]types.AttributeValue { return key(credPK(hash), credSK) }
 func eventSK(at time.Time, id string) string {
 	return eventPrefix + at.UTC().Format(time.RFC3339Nano) + "#" + id
 }

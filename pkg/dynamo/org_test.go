@@ -3,11 +3,16 @@ package dynamo_test
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/opentrace/service-accounts/pkg/dynamo"
 	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+	"github.com/opentrace/service-accounts/pkg/template"
 )
 
 // TestSweepOrgResumes: the sweep of a deleted org revokes every open token of every account in
@@ -88,5 +93,58 @@ func TestSweepOrgResumes(t *testing.T) {
 	}
 	if again, _ := store.GetTombstone(ctx, "org_gone"); !again.SweptAt.Equal(*stone.SweptAt) || again.Revoked != 57 {
 		t.Fatalf("a finished sweep ran again: %+v", again)
+	}
+}
+
+// TestStreamFilterMatchesTheLayout: the stream filter of template.yaml's consumer names the
+// key prefixes of this package's layout, so that every record ReadRecord acts on reaches it.
+// A record under each prefix the filter passes carries a fact; one just outside it, none.
+func TestStreamFilterMatchesTheLayout(t *testing.T) {
+	tpl, err := template.Load("../../template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	functions, err := tpl.Functions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prefixes []string
+	for _, fn := range functions {
+		for _, e := range fn.Events {
+			if e.Type != "DynamoDB" {
+				continue
+			}
+			filters, _ := e.Properties["FilterCriteria"].(map[string]any)
+			list, _ := filters["Filters"].([]any)
+			for _, f := range list {
+				pattern, _ := f.(map[string]any)["Pattern"].(string)
+				m := regexp.MustCompile(`"pk":\{"S":\[\{"prefix":"([^"]+)"\}\]\}`).FindStringSubmatch(pattern)
+				if m == nil {
+					t.Fatalf("a stream filter without a key prefix: %s", pattern)
+				}
+				prefixes = append(prefixes, m[1])
+			}
+		}
+	}
+	if len(prefixes) != 2 {
+		t.Fatalf("stream filter prefixes %v, want the credentials' and the tombstones'", prefixes)
+	}
+	str := events.NewStringAttribute
+	record := func(pk string) events.DynamoDBEventRecord {
+		return events.DynamoDBEventRecord{EventName: "INSERT", Change: events.DynamoDBStreamRecord{
+			Keys: map[string]events.DynamoDBAttributeValue{"pk": str(pk)},
+			NewImage: map[string]events.DynamoDBAttributeValue{
+				"pk": str(pk), "orgId": str("org_a"), "saId": str("sa_01JD5Z3Q7K8M9N0P1R2S3T4V5W"),
+				"tokenId": str("tok_01JD5Z4A1B2C3D4E5F6G7H8J9K"), "lastUsedAt": events.NewNumberAttribute("1700000000000"),
+			},
+		}}
+	}
+	for _, p := range prefixes {
+		if fact, err := dynamo.ReadRecord(record(p + "org_a")); err != nil || (fact.Use == nil && fact.DeletedOrg == "") {
+			t.Errorf("a record under %q carries no fact: %+v %v", p, fact, err)
+		}
+		if fact, err := dynamo.ReadRecord(record("X" + p + "org_a")); err != nil || fact.Use != nil || fact.DeletedOrg != "" {
+			t.Errorf("a record outside %q carries %+v %v", p, fact, err)
+		}
 	}
 }

@@ -110,3 +110,12 @@ type Finding struct {
 	Since            time.Time
 	Detail           string
 }
+
+// CredentialUse is a token's use, as the authorizer recorded it: the last use a service
+// account and its token show moves forward to At.
+type CredentialUse struct {
+	OrgID            string
+	ServiceAccountID string
+	TokenID          string
+	At               time.Time
+}

@@ -2,6 +2,9 @@
 // the identity provider's signed webhooks: an organization deleted there gets its tombstone.
 package main
 
-import "github.com/opentrace/service-accounts/pkg/wire"
+import (
+	"github.com/opentrace/service-accounts/pkg/wire"
+	"github.com/opentrace/service-accounts/pkg/wire/identityfn"
+)
 
-func main() { wire.Start(wire.IdentityWebhook) }
+func main() { wire.Start(identityfn.New) }

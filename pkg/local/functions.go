@@ -8,8 +8,11 @@ import (
 
 	"github.com/opentrace/service-accounts/pkg/apigw"
 	"github.com/opentrace/service-accounts/pkg/wire"
+	"github.com/opentrace/service-accounts/pkg/wire/auditfn"
 	"github.com/opentrace/service-accounts/pkg/wire/authorizerfn"
+	"github.com/opentrace/service-accounts/pkg/wire/identityfn"
 	"github.com/opentrace/service-accounts/pkg/wire/mcpfn"
+	"github.com/opentrace/service-accounts/pkg/wire/usagefn"
 )
 
 // Constructors names, for each function of template.yaml by its logical id, the constructor
@@ -24,9 +27,9 @@ var Constructors = map[string]any{
 	"DeleteFunction":          wire.Delete,
 	"WhoamiFunction":          wire.Whoami,
 	"McpFunction":             mcpfn.New,
-	"UsageFunction":           wire.Usage,
-	"AuditFunction":           wire.Audit,
-	"IdentityWebhookFunction": wire.IdentityWebhook,
+	"UsageFunction":           usagefn.New,
+	"AuditFunction":           auditfn.New,
+	"IdentityWebhookFunction": identityfn.New,
 }
 
 // ScheduleHandler is a function run by a schedule; its result is what /local/audit/run returns.

@@ -7,7 +7,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -86,12 +85,14 @@ func validateDescription(d string) (string, *FieldError) {
 	return d, nil
 }
 
-// nameKey is the form in which names are compared for uniqueness: the NFKC case fold, so that
-// names differing in case, in composition or in compatibility forms (fullwidth letters,
-// ligatures) are one name. Each rune is then taken to the smallest of its case orbit, which
-// keeps the keys of names stored before (ASCII names fold to upper case) as they were.
+// nameKey is the form in which names are compared for uniqueness: NFKC, then Unicode's simple
+// case folding, so that names differing in case, in composition or in compatibility forms
+// (fullwidth letters, ligatures) are one name. Each rune goes to the smallest of its case
+// orbit, which keeps the keys of names stored before (ASCII names fold to upper case) as they
+// were. Full folding (ß to ss) would need x/text/cases, whose tables every function would
+// carry for a difference no one would mistake for the same name.
 func nameKey(name string) string {
-	name = norm.NFKC.String(cases.Fold().String(norm.NFKC.String(name)))
+	name = norm.NFKC.String(name)
 	return strings.Map(func(r rune) rune {
 		// Fold to the smallest rune of the fold orbit so 'K', 'k' and the Kelvin sign agree.
 		min := r

@@ -2,15 +2,11 @@ package wire
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/opentrace/service-accounts/pkg/apigw"
 	"github.com/opentrace/service-accounts/pkg/audit"
-	"github.com/opentrace/service-accounts/pkg/identity"
-	"github.com/opentrace/service-accounts/pkg/secrets"
-	"github.com/opentrace/service-accounts/pkg/usage"
 )
 
 // The shapes of the functions' handlers other than API routes (apigw.Handler).
@@ -70,52 +66,4 @@ func Whoami(_ context.Context, rt Runtime) (apigw.Handler, error) {
 		return nil, err
 	}
 	return apigw.NewWhoami(log), nil
-}
-
-// Usage is the function on the table's stream that rolls last use up to tokens and accounts.
-func Usage(_ context.Context, rt Runtime) (StreamHandler, error) {
-	store, log, err := Table(rt)
-	if err != nil {
-		return nil, err
-	}
-	return (&usage.Handler{Store: store, Log: log, Now: rt.now()}).Handle, nil
-}
-
-// Audit is the scheduled audit.
-func Audit(_ context.Context, rt Runtime) (AuditHandler, error) {
-	thresholds, err := audit.ThresholdsFromEnv(rt.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	store, log, err := Table(rt)
-	if err != nil {
-		return nil, err
-	}
-	return (&audit.Runner{Store: store, Thresholds: thresholds, Log: log, Metrics: rt.stdout()}).Handle, nil
-}
-
-// IdentityWebhook is the function behind POST /v1/identity/webhooks: the identity provider's
-// signed deliveries, verified with the signing secret it reads from Secrets Manager.
-func IdentityWebhook(_ context.Context, rt Runtime) (apigw.Handler, error) {
-	retention, err := identity.RetentionFromEnv(rt.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	secretID := rt.Getenv(identity.EnvSecret)
-	if secretID == "" {
-		return nil, fmt.Errorf("%s is not set", identity.EnvSecret)
-	}
-	store, log, err := Table(rt)
-	if err != nil {
-		return nil, err
-	}
-	sm := rt.AWS.SecretsManager()
-	h := &identity.Handler{
-		Store: store, Retention: retention, Now: rt.now(), Log: log,
-		Secret: func(ctx context.Context) (string, error) {
-			key, err := secrets.ReadKey(ctx, sm, secretID)
-			return string(key), err
-		},
-	}
-	return h.Handle, nil
 }

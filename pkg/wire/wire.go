@@ -36,14 +36,16 @@ type Runtime struct {
 	Stdout io.Writer           // its logs and embedded metrics; nil: os.Stdout
 }
 
-func (rt Runtime) now() func() time.Time {
+// Clock is the function's clock: Now, or time.Now.
+func (rt Runtime) Clock() func() time.Time {
 	if rt.Now == nil {
 		return time.Now
 	}
 	return rt.Now
 }
 
-func (rt Runtime) stdout() io.Writer {
+// Output is where the function writes its logs and metrics: Stdout, or os.Stdout.
+func (rt Runtime) Output() io.Writer {
 	if rt.Stdout == nil {
 		return os.Stdout
 	}
@@ -154,7 +156,7 @@ func NewApp(ctx context.Context, rt Runtime, needs Secrets) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := s.Logger(rt.stdout())
+	log := s.Logger(rt.Output())
 	var peppers sa.Peppers
 	if needs&Peppers != 0 {
 		if s.PepperSecret == "" {
@@ -166,7 +168,7 @@ func NewApp(ctx context.Context, rt Runtime, needs Secrets) (*App, error) {
 		}
 		peppers = secrets.Peppers{Source: src}
 	}
-	store := dynamo.NewUnsigned(rt.AWS.DynamoDB(), s.Table, dynamo.WithClock(rt.now()))
+	store := dynamo.NewUnsigned(rt.AWS.DynamoDB(), s.Table, dynamo.WithClock(rt.Clock()))
 	if needs&Cursors != 0 {
 		if s.CursorSecret == "" {
 			return nil, fmt.Errorf("%s is not set", config.EnvCursorSecret)
@@ -175,14 +177,14 @@ func NewApp(ctx context.Context, rt Runtime, needs Secrets) (*App, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read cursor secret: %w", err)
 		}
-		if store, err = dynamo.New(rt.AWS.DynamoDB(), s.Table, key, dynamo.WithClock(rt.now())); err != nil {
+		if store, err = dynamo.New(rt.AWS.DynamoDB(), s.Table, key, dynamo.WithClock(rt.Clock())); err != nil {
 			return nil, err
 		}
 	}
 	return &App{
 		Settings: s,
 		Store:    store,
-		Service:  sa.NewService(store, peppers, sa.WithLimits(s.Limits), sa.WithClock(rt.now())),
+		Service:  sa.NewService(store, peppers, sa.WithLimits(s.Limits), sa.WithClock(rt.Clock())),
 		Log:      log,
 	}, nil
 }
@@ -195,12 +197,12 @@ func Table(rt Runtime) (*dynamo.Store, *slog.Logger, error) {
 	if table == "" {
 		return nil, nil, fmt.Errorf("%s is not set", config.EnvTable)
 	}
-	log, err := config.Logger(rt.Getenv, rt.stdout())
+	log, err := config.Logger(rt.Getenv, rt.Output())
 	if err != nil {
 		return nil, nil, err
 	}
-	return dynamo.NewUnsigned(rt.AWS.DynamoDB(), table, dynamo.WithClock(rt.now())), log, nil
+	return dynamo.NewUnsigned(rt.AWS.DynamoDB(), table, dynamo.WithClock(rt.Clock())), log, nil
 }
 
 // Logger is the logger of a function that needs no AWS client.
-func Logger(rt Runtime) (*slog.Logger, error) { return config.Logger(rt.Getenv, rt.stdout()) }
+func Logger(rt Runtime) (*slog.Logger, error) { return config.Logger(rt.Getenv, rt.Output()) }

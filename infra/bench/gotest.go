@@ -127,7 +127,7 @@ func (r results) addRows(t *table) {
 	s := "authorizer (minidyn)"
 	t.add(s, "authorizer invocation, service-account token", us(r.median(auth, "authorizer-ns/op")), "warm, in process, one consistent GetItem, no write")
 	t.add(s, "bare consistent GetItem of the same item", us(r.median(auth, "getitem-ns/op")), "same SDK client, interleaved in one loop")
-	t.addGoal(s, "authorizer ÷ GetItem", goal{name: "authorizer_getitem_ratio", value: r.median(auth, "ratio"), op: "<=", target: 1.15, format: "%.2f"}, "",
+	t.addGoal(s, "authorizer ÷ GetItem", goal{name: "authorizer_getitem_ratio", value: r.median(auth, "ratio"), op: "<=", target: 1.10, format: "%.2f"}, "",
 		fmt.Sprintf("median of %d runs' ratios", r.runs(auth, "ratio")))
 	t.add(s, "allocations per authorizer + GetItem pair", fmt.Sprintf("%.0f allocs, %.0f KB", r.median(auth, "allocs/op"), r.median(auth, "B/op")/1e3), "")
 

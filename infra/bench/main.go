@@ -37,7 +37,6 @@ type options struct {
 	outDir     string
 	sizes      bool
 	only       string
-	candidate  string
 	cpuProfile string
 }
 
@@ -62,7 +61,6 @@ func main() {
 	flag.StringVar(&o.outDir, "out", "build/bench", "where raw outputs and binaries go")
 	flag.BoolVar(&o.sizes, "sizes", false, "only print the authorizer's arm64 code size by package, largest first")
 	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: build,go,coldstart,load (the goal lines then cover only them)")
-	flag.StringVar(&o.candidate, "candidate", "./infra/bench/leanauth", "a proposed authorizer package, cold-started beside the real one (empty: none)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write this process's CPU profile (the load generator and the local stack run in it) to this file")
 	flag.Parse()
 	log.SetFlags(0)

@@ -36,10 +36,8 @@ func functionDirs() ([]string, error) {
 
 func pkgOf(o options, fn string) string {
 	switch fn {
-	case "hello":
-		return "./infra/bench/hello"
-	case "candidate":
-		return o.candidate
+	case "hello", "sdkhello":
+		return "./infra/bench/" + fn
 	}
 	return "./functions/" + fn
 }
@@ -57,10 +55,9 @@ func build(o options, fn, goarch, out string, flags []string) error {
 }
 
 type sizeResult struct {
-	arm64     map[string]int64
-	candidate int64     // the proposed authorizer (infra/bench/leanauth), when built
-	unneeded  []pkgSize // of the authorizer, from an unstripped arm64 build
-	total     int64     // all symbol bytes of that build
+	arm64    map[string]int64 // the functions and the two baselines
+	unneeded []pkgSize        // of the authorizer, from an unstripped arm64 build
+	total    int64            // all symbol bytes of that build
 }
 
 // armSizes builds every function (and hello world) for linux/arm64 exactly as deployed and
@@ -73,7 +70,7 @@ func armSizes(o options) (*sizeResult, error) {
 		return nil, err
 	}
 	r := &sizeResult{arm64: map[string]int64{}}
-	for _, fn := range append(fns, "hello") {
+	for _, fn := range append(fns, "hello", "sdkhello") {
 		out := filepath.Join(o.outDir, "arm64", fn, "bootstrap")
 		if err := build(o, fn, "arm64", out, deployFlags); err != nil {
 			return nil, err
@@ -84,20 +81,7 @@ func armSizes(o options) (*sizeResult, error) {
 		}
 		r.arm64[fn] = st.Size()
 	}
-	hostFns := []string{"hello", "authorizer"}
-	if o.candidate != "" {
-		hostFns = append(hostFns, "candidate")
-		out := filepath.Join(o.outDir, "arm64", "candidate", "bootstrap")
-		if err := build(o, "candidate", "arm64", out, deployFlags); err != nil {
-			return nil, err
-		}
-		st, err := os.Stat(out)
-		if err != nil {
-			return nil, err
-		}
-		r.candidate = st.Size()
-	}
-	for _, fn := range hostFns {
+	for _, fn := range []string{"hello", "sdkhello", "authorizer"} {
 		if err := build(o, fn, runtime.GOARCH, hostBinary(o, fn), deployFlags); err != nil {
 			return nil, err
 		}
@@ -209,15 +193,17 @@ func (r *sizeResult) addRows(t *table) {
 	}
 	slices.Sort(fns)
 	for _, fn := range fns {
-		name := fn
-		if fn == "hello" {
-			name = "hello world (baseline)"
+		switch fn {
+		case "hello":
+			t.add(s, "hello world (baseline)", fmt.Sprintf("%.1f MB", mb(r.arm64[fn])), "")
+		case "sdkhello":
+			t.add(s, "SDK hello: a DynamoDB client and one GetItem (baseline)", fmt.Sprintf("%.1f MB", mb(r.arm64[fn])), "")
+		case "authorizer":
+			t.addGoal(s, "authorizer", goal{name: "authorizer_binary_mb", value: mb(r.arm64[fn]), op: "<=", target: 8, format: "%.2f"}, "",
+				fmt.Sprintf("%.2f MB over the SDK hello", mb(r.arm64[fn]-r.arm64["sdkhello"])))
+		default:
+			t.add(s, fn, fmt.Sprintf("%.1f MB", mb(r.arm64[fn])), "")
 		}
-		t.add(s, name, fmt.Sprintf("%.1f MB", mb(r.arm64[fn])), "")
-	}
-	if r.candidate > 0 {
-		t.add(s, "proposal: authorizer without the shared-config loader", fmt.Sprintf("%.1f MB", mb(r.candidate)),
-			fmt.Sprintf("%.1f MB less (infra/bench/leanauth)", mb(r.arm64["authorizer"]-r.candidate)))
 	}
 	var unneeded int64
 	var top []string

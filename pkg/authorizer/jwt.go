@@ -1,6 +1,8 @@
 package authorizer
 
 import (
+	"encoding/json"
+
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 
 	"context"
@@ -14,9 +16,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jws"
-	"github.com/lestrrat-go/jwx/v3/jwt"
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/opentrace/service-accounts/pkg/config"
 )
@@ -83,7 +84,7 @@ type Users struct {
 	cfg UserConfig
 
 	mu        sync.Mutex
-	keys      jwk.Set
+	keys      *jose.JSONWebKeySet
 	expires   time.Time // when keys stop being trusted
 	attempted time.Time // the last fetch, successful or not
 	failed    bool      // whether it failed
@@ -116,47 +117,65 @@ func NewUsers(cfg UserConfig) *Users {
 	return &Users{cfg: cfg}
 }
 
-// Verify checks a JWT's signature against the JWKS, its exp, nbf, iss, aud and azp, and reads
-// the user's org and role. Errors wrap errBadJWT for a token that is not accepted, and errJWKS
-// when the keys could not be fetched.
+// signatureAlgorithms are the algorithms a user JWT may be signed with: the asymmetric ones.
+// HMAC is left out, so a token "signed" with a public key as its secret is never accepted, and
+// go-jose never accepts "none".
+var signatureAlgorithms = []jose.SignatureAlgorithm{
+	jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
+	jose.ES256, jose.ES384, jose.ES512, jose.EdDSA,
+}
+
+// claims are the claims read beside the registered ones.
+type claims struct {
+	AuthorizedParty string `json:"azp"`
+	OrgID           any    `json:"org_id"`   // v1
+	OrgRole         any    `json:"org_role"` // v1
+	Org             any    `json:"o"`        // v2: {"id", "rol", …}
+}
+
+// Verify checks a JWT's signature against the JWKS (the key its kid names, of the algorithm
+// that key declares), its exp, nbf, iat, iss, aud and azp, and reads the user's org and role.
+// Errors wrap errBadJWT for a token that is not accepted, and errJWKS when the keys could not
+// be fetched.
 func (u *Users) Verify(ctx context.Context, raw string) (User, error) {
-	msg, err := jws.ParseString(raw)
-	if err != nil || len(msg.Signatures()) != 1 {
-		return User{}, fmt.Errorf("%w: not a compact JWS", errBadJWT)
+	tok, err := jwt.ParseSigned(raw, signatureAlgorithms)
+	if err != nil || len(tok.Headers) != 1 {
+		return User{}, fmt.Errorf("%w: not a compact JWS of an accepted algorithm", errBadJWT)
 	}
-	kid, ok := msg.Signatures()[0].ProtectedHeaders().KeyID()
-	if !ok || kid == "" {
+	kid := tok.Headers[0].KeyID
+	if kid == "" {
 		return User{}, fmt.Errorf("%w: no key id", errBadJWT)
 	}
-	keys, err := u.keysFor(ctx, kid)
+	key, err := u.keyFor(ctx, kid)
 	if err != nil {
 		return User{}, err
 	}
-	opts := []jwt.ParseOption{
-		jwt.WithKeySet(keys),
-		jwt.WithValidate(true),
-		jwt.WithIssuer(u.cfg.Issuer),
-		jwt.WithRequiredClaim("exp"),
-		jwt.WithRequiredClaim("sub"),
-		jwt.WithClock(jwt.ClockFunc(u.cfg.Now)),
-		jwt.WithAcceptableSkew(30 * time.Second),
+	if key.Algorithm != "" && key.Algorithm != tok.Headers[0].Algorithm {
+		return User{}, fmt.Errorf("%w: the key is for %s, not %s", errBadJWT, key.Algorithm, tok.Headers[0].Algorithm)
 	}
-	if u.cfg.Audience != "" {
-		opts = append(opts, jwt.WithAudience(u.cfg.Audience))
-	}
-	tok, err := jwt.ParseString(raw, opts...)
-	if err != nil {
+	var std jwt.Claims
+	var more claims
+	if err := tok.Claims(key.Key, &std, &more); err != nil {
 		return User{}, fmt.Errorf("%w: %v", errBadJWT, err)
 	}
-	if len(u.cfg.AuthorizedParties) > 0 {
-		var azp string
-		if tok.Get("azp", &azp) != nil || !slices.Contains(u.cfg.AuthorizedParties, azp) {
-			return User{}, fmt.Errorf("%w: azp is not an authorized party", errBadJWT)
-		}
+	expected := jwt.Expected{Issuer: u.cfg.Issuer, Time: u.cfg.Now()}
+	if u.cfg.Audience != "" {
+		expected.AnyAudience = jwt.Audience{u.cfg.Audience}
 	}
-	sub, _ := tok.Subject()
-	user := User{Subject: sub}
-	org, role := u.orgAndRole(tok)
+	switch err := std.ValidateWithLeeway(expected, 30*time.Second); {
+	case err != nil:
+		return User{}, fmt.Errorf("%w: %v", errBadJWT, err)
+	case std.Expiry == nil:
+		return User{}, fmt.Errorf("%w: no exp", errBadJWT)
+	case std.Subject == "":
+		return User{}, fmt.Errorf("%w: no sub", errBadJWT)
+	case u.cfg.Audience != "" && len(std.Audience) == 0:
+		return User{}, fmt.Errorf("%w: no aud", errBadJWT)
+	case len(u.cfg.AuthorizedParties) > 0 && !slices.Contains(u.cfg.AuthorizedParties, more.AuthorizedParty):
+		return User{}, fmt.Errorf("%w: azp is not an authorized party", errBadJWT)
+	}
+	user := User{Subject: std.Subject}
+	org, role := u.orgAndRole(more)
 	switch {
 	case org == "" || role == "":
 	case slices.Contains(u.cfg.AdminRoles, role):
@@ -169,56 +188,55 @@ func (u *Users) Verify(ctx context.Context, raw string) (User, error) {
 
 // orgAndRole reads the user's active org and role in the configured claim shape; either is ""
 // when absent or not a string.
-func (u *Users) orgAndRole(tok jwt.Token) (org, role string) {
+func (u *Users) orgAndRole(c claims) (org, role string) {
 	if u.cfg.Claims == ClaimsV1 {
-		_ = tok.Get("org_id", &org)
-		_ = tok.Get("org_role", &role)
+		org, _ = c.OrgID.(string)
+		role, _ = c.OrgRole.(string)
 		return org, role
 	}
-	var o map[string]any
-	if tok.Get("o", &o) != nil {
-		return "", ""
-	}
+	o, _ := c.Org.(map[string]any)
 	org, _ = o["id"].(string)
 	role, _ = o["rol"].(string)
 	return org, role
 }
 
-// keysFor returns the key set if it is within its lifetime and holds kid. Otherwise it fetches
-// the set again, unless it fetched less than RefetchInterval ago: then a token with an unknown
-// key id is refused, and keys that are past their lifetime or could not be fetched are an
-// outage (errJWKS), failing closed without another request to the provider.
-func (u *Users) keysFor(ctx context.Context, kid string) (jwk.Set, error) {
+// keyFor returns the key kid names if the key set is within its lifetime and holds it.
+// Otherwise it fetches the set again, unless it fetched less than RefetchInterval ago: then a
+// token with an unknown key id is refused, and keys that are past their lifetime or could not
+// be fetched are an outage (errJWKS), failing closed without another request to the provider.
+func (u *Users) keyFor(ctx context.Context, kid string) (jose.JSONWebKey, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	now := u.cfg.Now()
 	fresh := u.keys != nil && now.Before(u.expires)
 	if fresh {
-		if _, ok := u.keys.LookupKeyID(kid); ok {
-			return u.keys, nil
+		if k := u.keys.Key(kid); len(k) > 0 {
+			return k[0], nil
 		}
 	}
 	if !u.attempted.IsZero() && now.Sub(u.attempted) < u.cfg.RefetchInterval {
 		if fresh && !u.failed {
-			return nil, fmt.Errorf("%w: unknown key id", errBadJWT)
+			return jose.JSONWebKey{}, fmt.Errorf("%w: unknown key id", errBadJWT)
 		}
-		return nil, fmt.Errorf("%w: no fresh keys, and the last fetch was under %s ago", errJWKS, u.cfg.RefetchInterval)
+		return jose.JSONWebKey{}, fmt.Errorf("%w: no fresh keys, and the last fetch was under %s ago", errJWKS, u.cfg.RefetchInterval)
 	}
 	u.attempted = now
 	keys, lifetime, err := u.fetch(ctx)
 	u.failed = err != nil
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errJWKS, err)
+		return jose.JSONWebKey{}, fmt.Errorf("%w: %v", errJWKS, err)
 	}
 	u.keys, u.expires = keys, now.Add(lifetime)
-	if _, ok := keys.LookupKeyID(kid); !ok {
-		return nil, fmt.Errorf("%w: unknown key id", errBadJWT)
+	k := keys.Key(kid)
+	if len(k) == 0 {
+		return jose.JSONWebKey{}, fmt.Errorf("%w: unknown key id", errBadJWT)
 	}
-	return keys, nil
+	return k[0], nil
 }
 
-// fetch gets the JWKS and how long to trust it.
-func (u *Users) fetch(ctx context.Context) (jwk.Set, time.Duration, error) {
+// fetch gets the JWKS and how long to trust it. Keys that are not public keys for signatures
+// are left out.
+func (u *Users) fetch(ctx context.Context) (*jose.JSONWebKeySet, time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.cfg.JWKSURL, nil)
 	if err != nil {
 		return nil, 0, err
@@ -238,9 +256,15 @@ func (u *Users) fetch(ctx context.Context) (jwk.Set, time.Duration, error) {
 	if len(body) > maxJWKSBytes {
 		return nil, 0, errors.New("key set larger than 512 KiB")
 	}
-	keys, err := jwk.Parse(body)
-	if err != nil {
-		return nil, 0, err
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(body, &set); err != nil {
+		return nil, 0, fmt.Errorf("key set: %w", err)
+	}
+	keys := &jose.JSONWebKeySet{}
+	for _, k := range set.Keys {
+		if k.IsPublic() && k.Valid() && (k.Use == "" || k.Use == "sig") {
+			keys.Keys = append(keys.Keys, k)
+		}
 	}
 	return keys, KeyLifetime(resp.Header.Get("Cache-Control")), nil
 }

@@ -13,11 +13,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -60,6 +63,34 @@ type AWS struct {
 	HTTPClient  aws.HTTPClient     // nil: the SDK's default
 	Endpoints   map[string]string  // "dynamodb", "secretsmanager" → base endpoint
 	Retryer     func() aws.Retryer // nil: the SDK's standard retries
+	// Warm opens the connection to DynamoDB while a cold start reads its secret, so the first
+	// request finds it open: on AWS the two are network round trips, TLS handshakes included.
+	Warm bool
+}
+
+// warm opens a connection to service's endpoint in the background, through the HTTP client
+// the service's SDK client uses, and closes the channel once it is done (or failed: it is an
+// optimisation, so it reports nothing).
+func (a AWS) warm(service string) <-chan struct{} {
+	done := make(chan struct{})
+	endpoint := "https://" + service + "." + a.Region + ".amazonaws.com"
+	if e := a.endpoint(service); e != nil {
+		endpoint = *e
+	}
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(endpoint, "/")+"/", nil)
+		if err != nil || a.HTTPClient == nil {
+			return
+		}
+		if resp, err := a.HTTPClient.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+			_ = resp.Body.Close()
+		}
+	}()
+	return done
 }
 
 // DynamoDB returns a DynamoDB client.
@@ -110,7 +141,11 @@ func FromLambda() Runtime {
 		AWS: AWS{
 			Region:      env("AWS_REGION"),
 			Credentials: credentials.NewStaticCredentialsProvider(env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"), env("AWS_SESSION_TOKEN")),
-			Endpoints:   endpoints,
+			// The SDK's default client, made here so that the warm-up and the SDK clients
+			// share its connections.
+			HTTPClient: awshttp.NewBuildableClient(),
+			Endpoints:  endpoints,
+			Warm:       true,
 		},
 	}
 }
@@ -161,6 +196,9 @@ func NewApp(ctx context.Context, rt Runtime, needs Secrets) (*App, error) {
 	if needs&Peppers != 0 {
 		if s.PepperSecret == "" {
 			return nil, fmt.Errorf("%s is not set", config.EnvPepperSecret)
+		}
+		if rt.AWS.Warm {
+			rt.AWS.warm("dynamodb") // while the secret is read
 		}
 		src := secrets.NewSecretsManager(rt.AWS.SecretsManager(), s.PepperSecret, secrets.WithLogger(log), secrets.WithClock(rt.Now))
 		if _, err := src.Keyring(ctx); err != nil {

@@ -2,8 +2,9 @@ package audit
 
 import (
 	"fmt"
-	"strconv"
 	"time"
+
+	"github.com/opentrace/service-accounts/pkg/config"
 )
 
 // Environment variables of the audit function, as template.yaml sets them from its Audit*
@@ -43,13 +44,9 @@ func ThresholdsFromEnv(getenv func(string) string) (Thresholds, error) {
 		{EnvUnusedAccountNeverUsedDays, &th.UnusedAccountNeverUsed},
 		{EnvAutoRevokeDays, &th.AutoRevokeAfter},
 	} {
-		raw := getenv(v.name)
-		if raw == "" {
-			continue
-		}
-		n, err := strconv.Atoi(raw)
-		if err != nil || n < 0 || n > maxDays {
-			return Thresholds{}, fmt.Errorf("%s=%q: want a whole number of days from 0 to %d", v.name, raw, maxDays)
+		n, err := config.Int(getenv, v.name, 0, maxDays, int(*v.dst/Day))
+		if err != nil {
+			return Thresholds{}, err
 		}
 		*v.dst = time.Duration(n) * Day
 	}

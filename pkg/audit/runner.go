@@ -9,11 +9,11 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+	"golang.org/x/sync/errgroup"
 )
 
 // Actor is who the audit trail names for the audit's own revocations.
@@ -88,8 +88,8 @@ type Store interface {
 	// empty), and records at as the time they were written. It never creates an item: one
 	// deleted meanwhile is ENOTFOUND.
 	SetFindings(ctx context.Context, orgID, saID, tokenID string, findings []sa.Finding, at time.Time) error
-	// CloseToken revokes a token and records actor in the audit trail; ENOTFOUND if it is gone.
-	CloseToken(ctx context.Context, orgID, saID, tokenID, actor string, at time.Time, revoke bool) error
+	// RevokeToken revokes a token and records actor in the audit trail; ENOTFOUND if it is gone.
+	RevokeToken(ctx context.Context, orgID, saID, tokenID, actor string, at time.Time) error
 	// MarkOrg records, until expires, that the run at runAt found orgID and, when hasFindings,
 	// that some item of it has findings. A mark never loses that flag once set, so marks may be
 	// repeated in any order.
@@ -174,7 +174,7 @@ var errStopped = errors.New("deadline near")
 // resumes. It logs one line and writes one metrics line per invocation.
 // Errors: EUNAVAILABLE (the table failed or throttled beyond the SDK's retries), EINTERNAL.
 func (r *Runner) Run(ctx context.Context, now time.Time) (Summary, error) {
-	x := &run{Runner: r, ctx: ctx, start: r.wall(), marked: map[string]bool{}}
+	x := &run{Runner: r, start: r.wall(), marked: map[string]bool{}}
 	cp, err := r.Store.GetCheckpoint(ctx)
 	switch {
 	case sa.ErrorCode(err) == sa.ENOTFOUND:
@@ -192,9 +192,9 @@ func (r *Runner) Run(ctx context.Context, now time.Time) (Summary, error) {
 	}
 	x.cp = cp
 	before := cloneSummary(cp.Summary)
-	err = x.scan()
+	err = x.scan(ctx)
 	if err == nil {
-		err = x.reports()
+		err = x.reports(ctx)
 	}
 	x.cp.Summary.DurationMs += r.wall().Sub(x.start).Milliseconds()
 	switch {
@@ -224,7 +224,6 @@ func (r *Runner) Run(ctx context.Context, now time.Time) (Summary, error) {
 // run is one invocation's state.
 type run struct {
 	*Runner
-	ctx     context.Context
 	cp      Checkpoint
 	start   time.Time
 	resumed bool
@@ -245,27 +244,27 @@ func (r *Runner) margin() time.Duration { return cmp.Or(r.Margin, DefaultMargin)
 
 // stop reports whether the invocation should checkpoint now. Every invocation does at least one
 // unit of work first, so that a run always progresses, even under a margin set too large.
-func (x *run) stop() bool {
+func (x *run) stop(ctx context.Context) bool {
 	if !x.worked {
 		return false
 	}
-	deadline, ok := x.ctx.Deadline()
+	deadline, ok := ctx.Deadline()
 	return ok && deadline.Sub(x.wall()) < x.margin()
 }
 
 // scan applies the rules to the table a page at a time. The cursor moves only once a page's
 // writes are all done, so a page interrupted by a failure is redone, and every write is
 // idempotent.
-func (x *run) scan() error {
+func (x *run) scan(ctx context.Context) error {
 	for x.cp.Phase == PhaseScan {
-		if x.stop() {
+		if x.stop(ctx) {
 			return errStopped
 		}
-		page, err := x.Store.ScanAudit(x.ctx, x.cp.Cursor, x.pageSize())
+		page, err := x.Store.ScanAudit(ctx, x.cp.Cursor, x.pageSize())
 		if err != nil {
 			return fmt.Errorf("scan page %d: %w", x.cp.Summary.Pages+1, err)
 		}
-		if err := x.auditPage(page); err != nil {
+		if err := x.auditPage(ctx, page); err != nil {
 			return err
 		}
 		x.worked = true
@@ -285,7 +284,7 @@ func revokedByRun(t Token, runAt time.Time) bool {
 
 // auditPage applies the rules to one page and writes what changed. Totals are merged only when
 // the whole page succeeded, so a redone page is not counted twice.
-func (x *run) auditPage(p Page) error {
+func (x *run) auditPage(ctx context.Context, p Page) error {
 	runAt := x.cp.RunAt
 	delta := newSummary(runAt)
 	var revoked, writes atomic.Int64
@@ -315,7 +314,7 @@ func (x *run) auditPage(p Page) error {
 		}
 		jobs = append(jobs, func(ctx context.Context) error {
 			if revoke {
-				err := x.Store.CloseToken(ctx, t.OrgID, t.ServiceAccountID, t.ID, Actor, runAt, true)
+				err := x.Store.RevokeToken(ctx, t.OrgID, t.ServiceAccountID, t.ID, Actor, runAt)
 				switch sa.ErrorCode(err) {
 				case sa.ENOTFOUND:
 					return nil // deleted meanwhile: nothing left to revoke or to annotate
@@ -373,7 +372,7 @@ func (x *run) auditPage(p Page) error {
 			return nil
 		})
 	}
-	if err := x.parallel(jobs); err != nil {
+	if err := x.parallel(ctx, jobs); err != nil {
 		return err
 	}
 	if len(x.marked) > 100_000 { // bound memory; a repeated mark is harmless
@@ -406,38 +405,31 @@ func (x *run) setFindings(ctx context.Context, writes *atomic.Int64, org, saID, 
 
 // parallel runs jobs with at most Concurrency in flight and returns the first error, after
 // which no new job starts.
-func (x *run) parallel(jobs []func(context.Context) error) error {
-	ctx, cancel := context.WithCancelCause(x.ctx)
-	defer cancel(nil)
-	sem := make(chan struct{}, x.concurrency())
-	var wg sync.WaitGroup
+func (x *run) parallel(ctx context.Context, jobs []func(context.Context) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(x.concurrency())
 	for _, job := range jobs {
-		if ctx.Err() != nil {
-			break
-		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := job(ctx); err != nil {
-				cancel(err)
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err // a job failed: the rest do not start
 			}
+			return job(gctx)
 		})
 	}
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	if err := g.Wait(); err != nil {
 		return err
 	}
-	return x.ctx.Err()
+	return ctx.Err()
 }
 
 // reports writes the report of every organisation the scan marked, a page of organisations at
 // a time; the cursor is the last organisation of the last finished page.
-func (x *run) reports() error {
+func (x *run) reports(ctx context.Context) error {
 	for x.cp.Phase == PhaseReport {
-		if x.stop() {
+		if x.stop(ctx) {
 			return errStopped
 		}
-		orgs, more, err := x.Store.MarkedOrgs(x.ctx, x.cp.RunAt, x.cp.Cursor, x.pageSize())
+		orgs, more, err := x.Store.MarkedOrgs(ctx, x.cp.RunAt, x.cp.Cursor, x.pageSize())
 		if err != nil {
 			return fmt.Errorf("list marked orgs: %w", err)
 		}
@@ -456,7 +448,7 @@ func (x *run) reports() error {
 				return nil
 			})
 		}
-		if err := x.parallel(jobs); err != nil {
+		if err := x.parallel(ctx, jobs); err != nil {
 			return err
 		}
 		x.worked = true

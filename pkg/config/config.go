@@ -37,6 +37,22 @@ func List(s string) []string {
 	return out
 }
 
+// Int reads the variable name through getenv as a whole number from min to max, or def when
+// it is unset. Every function reads its numbers this way: a malformed or out-of-range value is
+// an error naming the variable and its range, so a typo in the template fails the cold start
+// instead of silently changing a setting.
+func Int(getenv func(string) string, name string, min, max, def int) (int, error) {
+	raw := getenv(name)
+	if raw == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < min || n > max {
+		return 0, fmt.Errorf("%s=%q: want a whole number from %d to %d", name, raw, min, max)
+	}
+	return n, nil
+}
+
 // Settings are a function's settings.
 type Settings struct {
 	Table        string
@@ -66,15 +82,9 @@ func Load(getenv func(string) string) (Settings, error) {
 		{EnvMaxTokenLifetime, &s.Limits.MaxTokenLifetimeDays, 0, 365},
 		{EnvLastUsedIntervalS, &interval, 1, 86_400},
 	} {
-		raw := getenv(v.name)
-		if raw == "" {
-			continue
+		if *v.dst, err = Int(getenv, v.name, v.min, v.max, *v.dst); err != nil {
+			return Settings{}, err
 		}
-		n, err := strconv.Atoi(raw)
-		if err != nil || n < v.min || n > v.max {
-			return Settings{}, fmt.Errorf("%s=%q: want a whole number from %d to %d", v.name, raw, v.min, v.max)
-		}
-		*v.dst = n
 	}
 	s.Limits.LastUsedInterval = time.Duration(interval) * time.Second
 	if s.LogLevel, err = logLevel(getenv); err != nil {

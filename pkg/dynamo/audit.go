@@ -219,7 +219,7 @@ func (s *Store) SetFindings(ctx context.Context, orgID, saID, tokenID string, fi
 	}
 	_, err := s.db.UpdateItem(ctx, in)
 	if isConditionFailed(err) {
-		return sa.Errorf(sa.ENOTFOUND, "The %s does not exist.", what)
+		return sa.NotFound(what)
 	}
 	return classify("write findings", err)
 }

@@ -57,7 +57,7 @@ func auditSeed(t *testing.T, store *dynamo.Store) {
 		tok := sa.Token{ID: id, OrgID: "org_a", ServiceAccountID: "sa_1", CreatedAt: auditT0, Hash: "h_" + id, PepperVersion: "1"}
 		must(store.CreateToken(ctx, tok, sa.Credential{OrgID: "org_a", ServiceAccountID: "sa_1", TokenID: id}, 10))
 	}
-	must(store.CloseToken(ctx, "org_a", "sa_1", "tok_2", "user_admin", auditT0.Add(time.Hour), true))
+	must(store.RevokeToken(ctx, "org_a", "sa_1", "tok_2", "user_admin", auditT0.Add(time.Hour)))
 	must(store.DeleteServiceAccount(ctx, "org_gone", "sa_9", "user_admin", auditT0))
 	// Items the scan must pass over: a report, a checkpoint, a run's org mark.
 	must(store.PutAuditReport(ctx, "org_a", sa.AuditReport{GeneratedAt: auditT0, Findings: []sa.Finding{}}))
@@ -262,7 +262,7 @@ func TestOrgFindings(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := store.CloseToken(ctx, "org_a", "sa_1", "tok_3", audit.Actor, auditT0, true); err != nil {
+	if err := store.RevokeToken(ctx, "org_a", "sa_1", "tok_3", audit.Actor, auditT0); err != nil {
 		t.Fatal(err)
 	}
 	if err := store.PutAuditReport(ctx, "org_a", sa.AuditReport{GeneratedAt: auditT0, Findings: writes}); err != nil {

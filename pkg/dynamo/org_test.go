@@ -41,7 +41,7 @@ func TestSweepOrgResumes(t *testing.T) {
 			}
 		}
 	}
-	if err := store.CloseToken(ctx, "org_gone", "sa_0", "tok_0_00", "u", created, true); err != nil {
+	if err := store.RevokeToken(ctx, "org_gone", "sa_0", "tok_0_00", "u", created); err != nil {
 		t.Fatal(err)
 	}
 	at := created.Add(time.Hour)

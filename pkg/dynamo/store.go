@@ -230,7 +230,7 @@ func (s *Store) get(ctx context.Context, k map[string]types.AttributeValue, into
 
 func notFoundAs(err error, what string) error {
 	if errors.Is(err, errNoItem) {
-		return sa.Errorf(sa.ENOTFOUND, "The %s does not exist.", what)
+		return sa.NotFound(what)
 	}
 	return err
 }
@@ -343,11 +343,23 @@ func (s *Store) ListTokens(ctx context.Context, orgID, saID string) ([]sa.Token,
 	return out, nil
 }
 
-// CloseToken deletes a token's credential, marks its metadata closed (and revoked, when revoke)
+// RevokeToken revokes a token (see closeToken). Errors: ENOTFOUND, EFORBIDDEN (the org was
+// deleted), EUNAVAILABLE.
+func (s *Store) RevokeToken(ctx context.Context, orgID, saID, tokenID, actor string, at time.Time) error {
+	return s.closeToken(ctx, orgID, saID, tokenID, actor, at, true)
+}
+
+// RetireToken closes an expired token (see closeToken). Errors: ENOTFOUND, EFORBIDDEN,
+// EUNAVAILABLE.
+func (s *Store) RetireToken(ctx context.Context, orgID, saID, tokenID, actor string, at time.Time) error {
+	return s.closeToken(ctx, orgID, saID, tokenID, actor, at, false)
+}
+
+// closeToken deletes a token's credential, marks its metadata closed (and revoked, when revoke)
 // and frees its slot, in one transaction conditioned on the token still being open. Closing a
 // closed token changes nothing, except that revoking a token retired after expiry records the
-// revocation. Errors: ENOTFOUND, EUNAVAILABLE.
-func (s *Store) CloseToken(ctx context.Context, orgID, saID, tokenID, actor string, at time.Time, revoke bool) error {
+// revocation.
+func (s *Store) closeToken(ctx context.Context, orgID, saID, tokenID, actor string, at time.Time, revoke bool) error {
 	pk := orgPK(orgID)
 	tk := key(pk, tokenSK(saID, tokenID))
 	slot := true // whether the account still holds a slot for the token
@@ -432,7 +444,7 @@ func (s *Store) LookupToken(ctx context.Context, hash string) (sa.Credential, er
 		return sa.Credential{}, classify("lookup token", err)
 	}
 	if out.Item == nil {
-		return sa.Credential{}, sa.Errorf(sa.ENOTFOUND, "The token does not exist.")
+		return sa.Credential{}, sa.NotFound("token")
 	}
 	return decodeCredential(out.Item)
 }

@@ -162,7 +162,7 @@ func TestDeleteFansOutInPages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := store.CloseToken(ctx, "org_a", "sa_1", "tok_000", "u", created, true); err != nil {
+	if err := store.RevokeToken(ctx, "org_a", "sa_1", "tok_000", "u", created); err != nil {
 		t.Fatal(err)
 	}
 	before := db.Tap.Calls("TransactWriteItems")

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +21,7 @@ import (
 	svix "github.com/svix/svix-webhooks/go"
 
 	"github.com/opentrace/service-accounts/pkg/apigw"
+	"github.com/opentrace/service-accounts/pkg/config"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 )
 
@@ -212,13 +212,8 @@ const (
 	EnvRetentionDays = "DELETED_ORG_RETENTION_DAYS"
 )
 
-// RetentionFromEnv reads how many days a deleted org's data is kept: a whole number from 1 to
-// 3650.
+// RetentionFromEnv reads how many days a deleted org's data is kept: 1 to 3650, 30 if unset.
 func RetentionFromEnv(getenv func(string) string) (time.Duration, error) {
-	raw := getenv(EnvRetentionDays)
-	days, err := strconv.Atoi(raw)
-	if err != nil || days < 1 || days > 3650 {
-		return 0, fmt.Errorf("%s=%q: want a whole number of days from 1 to 3650", EnvRetentionDays, raw)
-	}
-	return time.Duration(days) * 24 * time.Hour, nil
+	days, err := config.Int(getenv, EnvRetentionDays, 1, 3650, 30)
+	return time.Duration(days) * 24 * time.Hour, err
 }

@@ -87,3 +87,8 @@ func ErrorMessage(err error) string {
 	}
 	return "Internal error."
 }
+
+// NotFound is the one way a missing account, token or other thing is reported: ENOTFOUND,
+// "The <what> does not exist." Every "not found" of the system reads the same, so an id of
+// another org is indistinguishable from an invented one.
+func NotFound(what string) *Error { return Errorf(ENOTFOUND, "The %s does not exist.", what) }

@@ -35,10 +35,13 @@ type Store interface {
 	CreateToken(ctx context.Context, t Token, cred Credential, maxActive int) error
 	// ListTokens returns every token of an account that the store still holds, oldest first.
 	ListTokens(ctx context.Context, orgID, saID string) ([]Token, error)
-	// CloseToken makes a token unusable and frees its slot: a revocation when revoke is true,
-	// or the retirement of an expired token. Closing a closed token succeeds and changes nothing;
-	// an unknown token is ENOTFOUND.
-	CloseToken(ctx context.Context, orgID, saID, tokenID, actor string, at time.Time, revoke bool) error
+	// RevokeToken makes a token unusable and frees its slot, recording token.revoked by actor.
+	// Revoking a revoked token succeeds and changes nothing; revoking one retired after expiry
+	// records the revocation; an unknown token is ENOTFOUND.
+	RevokeToken(ctx context.Context, orgID, saID, tokenID, actor string, at time.Time) error
+	// RetireToken closes an expired token and frees its slot, recording token.expired.
+	// Retiring a closed token succeeds and changes nothing; an unknown token is ENOTFOUND.
+	RetireToken(ctx context.Context, orgID, saID, tokenID, actor string, at time.Time) error
 	// LookupToken returns the credential stored under a token hash with a strongly consistent
 	// read, or ENOTFOUND.
 	LookupToken(ctx context.Context, hash string) (Credential, error)
@@ -221,7 +224,7 @@ func (s *Service) Delete(ctx context.Context, orgID, saID, actor string) error {
 		return err
 	}
 	if !ValidServiceAccountID(saID) {
-		return notFound("service account")
+		return NotFound("service account")
 	}
 	return s.store.DeleteServiceAccount(ctx, orgID, saID, actor, s.instant())
 }
@@ -295,7 +298,7 @@ func (s *Service) retireExpired(ctx context.Context, orgID, saID, actor string) 
 	freed := false
 	for _, t := range tokens {
 		if t.ClosedAt == nil && t.Status(now) == StatusExpired {
-			if s.store.CloseToken(ctx, orgID, saID, t.ID, actor, now, false) == nil {
+			if s.store.RetireToken(ctx, orgID, saID, t.ID, actor, now) == nil {
 				freed = true
 			}
 		}
@@ -333,9 +336,9 @@ func (s *Service) RevokeToken(ctx context.Context, orgID, saID, tokenID, actor s
 		return err
 	}
 	if !ValidServiceAccountID(saID) || !ValidTokenID(tokenID) {
-		return notFound("token")
+		return NotFound("token")
 	}
-	return s.store.CloseToken(ctx, orgID, saID, tokenID, actor, s.instant(), true)
+	return s.store.RevokeToken(ctx, orgID, saID, tokenID, actor, s.instant())
 }
 
 // Authenticate turns a presented service-account token into an identity. It checks the
@@ -414,7 +417,7 @@ func (s *Service) getAccount(ctx context.Context, orgID, saID string) (ServiceAc
 		return ServiceAccount{}, err
 	}
 	if !ValidServiceAccountID(saID) {
-		return ServiceAccount{}, notFound("service account")
+		return ServiceAccount{}, NotFound("service account")
 	}
 	return s.store.GetServiceAccount(ctx, orgID, saID)
 }
@@ -436,6 +439,3 @@ func checkOrg(orgID string) error {
 	return nil
 }
 
-func notFound(what string) *Error {
-	return Errorf(ENOTFOUND, "The %s does not exist.", what)
-}

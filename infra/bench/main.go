@@ -117,7 +117,7 @@ func run(o options) error {
 		bench.addRows(t)
 	}
 	if o.does("coldstart") {
-		progress("cold start: %d cold starts each of hello world, the authorizer and the proposal under the emulator, in rotating order", o.coldStarts)
+		progress("cold start: %d cold starts each of hello world, the SDK hello and the authorizer under the emulator, in rotating order", o.coldStarts)
 		cs, err := coldStarts(o)
 		if err != nil {
 			return err

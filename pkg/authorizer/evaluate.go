@@ -2,6 +2,8 @@ package authorizer
 
 import (
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/opentrace/service-accounts/pkg/wildcard"
 )
 
 // Allows evaluates an authorizer's policy for a methodArn as API Gateway does: an explicit
@@ -16,7 +18,7 @@ func Allows(p events.APIGatewayCustomAuthorizerPolicy, methodArn string) bool {
 			continue
 		}
 		for _, r := range st.Resource {
-			if !match(r, methodArn) {
+			if !wildcard.Match(r, methodArn) {
 				continue
 			}
 			switch st.Effect {
@@ -37,31 +39,4 @@ func invokes(actions []string) bool {
 		}
 	}
 	return false
-}
-
-// match reports whether s matches the glob pattern with `*` and `?`, in linear time
-// (the classic two-pointer wildcard match with backtracking to the last star).
-func match(pattern, s string) bool {
-	p, i := 0, 0
-	star, mark := -1, 0
-	for i < len(s) {
-		switch {
-		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == s[i]):
-			p++
-			i++
-		case p < len(pattern) && pattern[p] == '*':
-			star, mark = p, i
-			p++
-		case star >= 0:
-			p = star + 1
-			mark++
-			i = mark
-		default:
-			return false
-		}
-	}
-	for p < len(pattern) && pattern[p] == '*' {
-		p++
-	}
-	return p == len(pattern)
 }

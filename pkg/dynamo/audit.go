@@ -290,8 +290,7 @@ func (s *Store) MarkedOrgs(ctx context.Context, runAt time.Time, after string, l
 // paid. Tokens closed since the scan are left out, except those actor revoked: their findings
 // say why. Memory holds the org's findings only. Errors: EUNAVAILABLE, EINTERNAL.
 func (s *Store) OrgFindings(ctx context.Context, orgID, actor string) ([]sa.Finding, error) {
-	p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
-		TableName:              s.table,
+	in := &dynamodb.QueryInput{
 		KeyConditionExpression: aws.String("pk = :pk AND sk BETWEEN :from AND :to"),
 		FilterExpression: aws.String("#type IN (:token, :sa) AND attribute_type(findings, :list) AND " +
 			"(attribute_not_exists(closedAt) OR revokedBy = :actor)"),
@@ -301,23 +300,15 @@ func (s *Store) OrgFindings(ctx context.Context, orgID, actor string) ([]sa.Find
 			":pk": str(orgPK(orgID)), ":from": str(saPrefix), ":to": str(strings.TrimSuffix(tokenPrefix, "#") + "$"),
 			":token": str(itemToken), ":sa": str(itemAccount), ":actor": str(actor), ":list": str("L"),
 		},
-		ConsistentRead: aws.Bool(true),
-	})
+	}
 	var out []sa.Finding
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, classify("query org findings", err)
-		}
-		var items []auditScanItem
-		if err := attributevalue.UnmarshalListOfMaps(page.Items, &items); err != nil {
-			return nil, sa.Internal(fmt.Errorf("unmarshal findings: %w", err))
-		}
+	err := query(ctx, s, "query org findings", in, func(items []auditScanItem) error {
 		for _, it := range items {
 			out = append(out, auditDomainFindings(it.Findings, it.SAID, it.TokenID)...)
 		}
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }
 
 // auditReportItem is an org's latest report.

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"golang.org/x/sync/errgroup"
@@ -89,25 +88,16 @@ func (s *Store) orgAlive(orgID string) types.TransactWriteItem {
 // nothing, when the org already has one: a repeated webhook. Errors: EUNAVAILABLE.
 func (s *Store) DeleteOrg(ctx context.Context, orgID, messageID string, at, purgeAt time.Time) (bool, error) {
 	accounts, tokens := 0, 0
-	p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
-		TableName:                 s.table,
-		KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :prefix)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(orgPK(orgID)), ":prefix": str(saPrefix)},
-		ProjectionExpression:      aws.String("activeTokens"),
-		ConsistentRead:            aws.Bool(true),
-	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return false, classify("delete org: count accounts", err)
-		}
-		var items []accountItem
-		if err := attributevalue.UnmarshalListOfMaps(page.Items, &items); err != nil {
-			return false, sa.Internal(fmt.Errorf("unmarshal accounts: %w", err))
-		}
+	in := inPartition(orgPK(orgID), saPrefix)
+	in.ProjectionExpression = aws.String("activeTokens")
+	err := query(ctx, s, "delete org: count accounts", in, func(items []accountItem) error {
 		for _, a := range items {
 			accounts, tokens = accounts+1, tokens+a.ActiveTokens
 		}
+		return nil
+	})
+	if err != nil {
+		return false, err
 	}
 	stone, err := s.put(tombstoneItem{
 		PK: tombstonePK(orgID), SK: tombstoneSK, Type: itemTombstone, OrgID: orgID, MessageID: messageID,
@@ -157,31 +147,16 @@ func (s *Store) SweepOrg(ctx context.Context, orgID string, at time.Time) error 
 	if stone.SweptAt != nil {
 		return nil
 	}
-	var accounts []string
-	p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
-		TableName:                 s.table,
-		KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :prefix)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(orgPK(orgID)), ":prefix": str(saPrefix)},
-		ProjectionExpression:      aws.String("saId"),
-		ConsistentRead:            aws.Bool(true),
-	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return classify("sweep org: read accounts", err)
-		}
-		var items []accountItem
-		if err := attributevalue.UnmarshalListOfMaps(page.Items, &items); err != nil {
-			return sa.Internal(fmt.Errorf("unmarshal accounts: %w", err))
-		}
-		for _, a := range items {
-			accounts = append(accounts, a.ID)
-		}
+	in := inPartition(orgPK(orgID), saPrefix)
+	in.ProjectionExpression = aws.String("saId")
+	accounts, err := queryAll[accountItem](ctx, s, "sweep org: read accounts", in)
+	if err != nil {
+		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(sweepWorkers)
-	for _, saID := range accounts {
-		g.Go(func() error { return s.revokeAll(gctx, orgID, saID, at) })
+	for _, a := range accounts {
+		g.Go(func() error { return s.revokeAll(gctx, orgID, a.ID, at) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -276,28 +251,11 @@ func (s *Store) revokeAll(ctx context.Context, orgID, saID string, at time.Time)
 
 // openTokens reads the open tokens of an account: their keys and hashes.
 func (s *Store) openTokens(ctx context.Context, orgID, saID string) ([]tokenItem, error) {
-	var open []tokenItem
-	p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
-		TableName:                 s.table,
-		KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :prefix)"),
-		FilterExpression:          aws.String("attribute_not_exists(closedAt)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(orgPK(orgID)), ":prefix": str(tokensOf(saID))},
-		ProjectionExpression:      aws.String("sk, tokenId, #hash"),
-		ExpressionAttributeNames:  map[string]string{"#hash": "hash"},
-		ConsistentRead:            aws.Bool(true),
-	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, classify("read open tokens", err)
-		}
-		var items []tokenItem
-		if err := attributevalue.UnmarshalListOfMaps(page.Items, &items); err != nil {
-			return nil, sa.Internal(fmt.Errorf("unmarshal tokens: %w", err))
-		}
-		open = append(open, items...)
-	}
-	return open, nil
+	in := inPartition(orgPK(orgID), tokensOf(saID))
+	in.FilterExpression = aws.String("attribute_not_exists(closedAt)")
+	in.ProjectionExpression = aws.String("sk, tokenId, #hash")
+	in.ExpressionAttributeNames = map[string]string{"#hash": "hash"}
+	return queryAll[tokenItem](ctx, s, "read open tokens", in)
 }
 
 // PurgeOrg deletes every item of a deleted org's partition, 25 to a request, and records
@@ -311,27 +269,22 @@ func (s *Store) PurgeOrg(ctx context.Context, orgID string, now time.Time) error
 	if now.Before(stone.PurgeAt) {
 		return sa.Errorf(sa.ECONFLICT, "The organization's data is kept until %s.", stone.PurgeAt.Format(time.RFC3339))
 	}
-	p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
-		TableName:                 s.table,
-		KeyConditionExpression:    aws.String("pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(orgPK(orgID))},
-		ProjectionExpression:      aws.String("pk, sk"),
-		ConsistentRead:            aws.Bool(true),
-	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return classify("purge org: read", err)
-		}
-		for start := 0; start < len(page.Items); start += maxBatchWrite {
+	in := inPartition(orgPK(orgID), "")
+	in.ProjectionExpression = aws.String("pk, sk")
+	err = query(ctx, s, "purge org: read", in, func(items []keyItem) error {
+		for start := 0; start < len(items); start += maxBatchWrite {
 			var reqs []types.WriteRequest
-			for _, k := range page.Items[start:min(start+maxBatchWrite, len(page.Items))] {
-				reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: k}})
+			for _, it := range items[start:min(start+maxBatchWrite, len(items))] {
+				reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: key(it.PK, it.SK)}})
 			}
 			if err := s.batchWrite(ctx, reqs); err != nil {
 				return err
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 s.table,
@@ -341,6 +294,12 @@ func (s *Store) PurgeOrg(ctx context.Context, orgID string, now time.Time) error
 		ExpressionAttributeValues: map[string]types.AttributeValue{":at": num(ms(now))},
 	})
 	return classify("purge org: record the end", err)
+}
+
+// keyItem is an item read for its key only.
+type keyItem struct {
+	PK string `dynamodbav:"pk"`
+	SK string `dynamodbav:"sk"`
 }
 
 // maxBatchWrite is DynamoDB's limit on the requests of one BatchWriteItem.

@@ -236,27 +236,7 @@ func notFoundAs(err error, what string) error {
 }
 
 func (s *Store) queryTokens(ctx context.Context, orgID, saID string) ([]tokenItem, error) {
-	var all []tokenItem
-	p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
-		TableName:              s.table,
-		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :prefix)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": str(orgPK(orgID)), ":prefix": str(tokensOf(saID)),
-		},
-		ConsistentRead: aws.Bool(true),
-	})
-	for p.HasMorePages() {
-		out, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, classify("query tokens", err)
-		}
-		var page []tokenItem
-		if err := attributevalue.UnmarshalListOfMaps(out.Items, &page); err != nil {
-			return nil, sa.Internal(fmt.Errorf("unmarshal tokens: %w", err))
-		}
-		all = append(all, page...)
-	}
-	return all, nil
+	return queryAll[tokenItem](ctx, s, "query tokens", inPartition(orgPK(orgID), tokensOf(saID)))
 }
 
 // CreateToken writes a token's metadata and credential and takes one of its account's slots, in

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -110,4 +111,50 @@ func (s *Store) update(k map[string]types.AttributeValue, update, cond string, v
 		u.ConditionExpression = aws.String(cond)
 	}
 	return types.TransactWriteItem{Update: u}
+}
+
+// inPartition is a Query of the items of partition pk whose sort key begins with prefix (all of
+// them for ""), to which a caller adds its filter and projection.
+func inPartition(pk, prefix string) *dynamodb.QueryInput {
+	if prefix == "" {
+		return &dynamodb.QueryInput{
+			KeyConditionExpression:    aws.String("pk = :pk"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(pk)},
+		}
+	}
+	return &dynamodb.QueryInput{
+		KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :prefix)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(pk), ":prefix": str(prefix)},
+	}
+}
+
+// query runs in on the table, strongly consistent, every page of it, and hands each page's
+// items, decoded into Ts, to each, stopping at the first error. what names the read in errors.
+func query[T any](ctx context.Context, s *Store, what string, in *dynamodb.QueryInput, each func([]T) error) error {
+	in.TableName, in.ConsistentRead = s.table, aws.Bool(true)
+	p := dynamodb.NewQueryPaginator(s.db, in)
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return classify(what, err)
+		}
+		var items []T
+		if err := attributevalue.UnmarshalListOfMaps(out.Items, &items); err != nil {
+			return sa.Internal(fmt.Errorf("%s: unmarshal: %w", what, err))
+		}
+		if err := each(items); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queryAll is query, collecting every item.
+func queryAll[T any](ctx context.Context, s *Store, what string, in *dynamodb.QueryInput) ([]T, error) {
+	var all []T
+	err := query(ctx, s, what, in, func(items []T) error {
+		all = append(all, items...)
+		return nil
+	})
+	return all, err
 }

@@ -65,8 +65,9 @@ func wireValue(v *server.AttributeValue) any {
 	return nil
 }
 
-// wireSDKItem encodes an item of the SDK's types (minidyn's errors carry them).
-func wireSDKItem(it map[string]types.AttributeValue) map[string]any {
+// WireItem is an item of the SDK's types in DynamoDB's JSON (minidyn's errors carry such items,
+// and so do the Streams API's records once converted).
+func WireItem(it map[string]types.AttributeValue) map[string]any {
 	if it == nil {
 		return nil
 	}
@@ -96,7 +97,7 @@ func wireSDKValue(v types.AttributeValue) any {
 		}
 		return map[string]any{"L": l}
 	case *types.AttributeValueMemberM:
-		return map[string]any{"M": wireSDKItem(v.Value)}
+		return map[string]any{"M": WireItem(v.Value)}
 	case *types.AttributeValueMemberSS:
 		return map[string]any{"SS": v.Value}
 	case *types.AttributeValueMemberNS:

@@ -527,11 +527,11 @@ func writeError(w http.ResponseWriter, err error) {
 		tce, _ := errors.AsType[*ddbtypes.TransactionCanceledException](err)
 		e = &apiError{Type: "TransactionCanceledException", Message: aws.ToString(tce.Message), Status: 400}
 		for _, r := range tce.CancellationReasons {
-			e.Reasons = append(e.Reasons, reason{Code: aws.ToString(r.Code), Message: aws.ToString(r.Message), Item: wireSDKItem(r.Item)})
+			e.Reasons = append(e.Reasons, reason{Code: aws.ToString(r.Code), Message: aws.ToString(r.Message), Item: WireItem(r.Item)})
 		}
 	case isType[*ddbtypes.ConditionalCheckFailedException](err):
 		ccf, _ := errors.AsType[*ddbtypes.ConditionalCheckFailedException](err)
-		e = &apiError{Type: "ConditionalCheckFailedException", Message: "The conditional request failed", Status: 400, Item: wireSDKItem(ccf.Item)}
+		e = &apiError{Type: "ConditionalCheckFailedException", Message: "The conditional request failed", Status: 400, Item: WireItem(ccf.Item)}
 	case isType[*ddbtypes.ResourceNotFoundException](err):
 		e = &apiError{Type: "ResourceNotFoundException", Message: "Requested resource not found", Status: 400}
 	default:

@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/opentrace/service-accounts/pkg/wildcard"
 )
 
 // Effects of a statement.
@@ -121,38 +123,11 @@ func anyMatch(patterns []string, s string, foldCase bool) bool {
 		if foldCase {
 			p = strings.ToLower(p)
 		}
-		if Match(p, s) {
+		if wildcard.Match(p, s) {
 			return true
 		}
 	}
 	return false
-}
-
-// Match reports whether s matches the IAM wildcard pattern, where `*` is any run of characters
-// and `?` any one character, in linear time (two pointers, backtracking to the last star).
-func Match(pattern, s string) bool {
-	p, i := 0, 0
-	star, mark := -1, 0
-	for i < len(s) {
-		switch {
-		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == s[i]):
-			p++
-			i++
-		case p < len(pattern) && pattern[p] == '*':
-			star, mark = p, i
-			p++
-		case star >= 0:
-			p = star + 1
-			mark++
-			i = mark
-		default:
-			return false
-		}
-	}
-	for p < len(pattern) && pattern[p] == '*' {
-		p++
-	}
-	return p == len(pattern)
 }
 
 // condition evaluates one condition operator on a key: have holds the request's values (nil
@@ -215,7 +190,7 @@ func compare(op, v string, want []string) bool {
 	case "StringEqualsIgnoreCase":
 		eq = func(p string) bool { return strings.EqualFold(p, v) }
 	case "StringLike", "ArnLike":
-		eq = func(p string) bool { return Match(p, v) }
+		eq = func(p string) bool { return wildcard.Match(p, v) }
 	case "Bool":
 		eq = func(p string) bool { return strings.EqualFold(p, v) }
 	case "NumericEquals":

@@ -88,17 +88,3 @@ func TestParseDocumentRejects(t *testing.T) {
 		})
 	}
 }
-
-func TestMatch(t *testing.T) {
-	for _, tc := range []struct {
-		pattern, s string
-		want       bool
-	}{
-		{"*", "", true}, {"a*c", "abbbc", true}, {"a*c", "abbb", false}, {"a?c", "abc", true},
-		{"a?c", "ac", false}, {"*/index/*", "t/index/i", true}, {"arn:*:t", "arn:x:t/index", false},
-	} {
-		if got := iam.Match(tc.pattern, tc.s); got != tc.want {
-			t.Errorf("Match(%q, %q) = %v", tc.pattern, tc.s, got)
-		}
-	}
-}

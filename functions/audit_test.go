@@ -1,10 +1,8 @@
 package functions_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -48,15 +46,7 @@ func TestAuditUnderRuntimeEmulator(t *testing.T) {
 		"AWS_ENDPOINT_URL_DYNAMODB=" + db.URL, config.EnvTable + "=" + db.Table,
 		audit.EnvStaleDays + "=90", audit.EnvAutoRevoke + "=false", config.EnvLogLevel + "=info",
 	})
-	resp, err := http.Post(url, "application/json", bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var sum audit.Summary
-	if err := json.NewDecoder(resp.Body).Decode(&sum); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("invoke: HTTP %d, %v", resp.StatusCode, err)
-	}
+	sum := invoke[audit.Summary](t, url, json.RawMessage(raw))
 	want := map[string]int{sa.FindingNeverUsed: 1, sa.FindingRotationDue: 1, sa.FindingUnusedAccount: 1, sa.FindingStale: 0, sa.FindingExpiring: 0}
 	if !sum.Complete || !sum.RunAt.Equal(ev.Time) || sum.Tokens != 1 || sum.Accounts != 1 || sum.Orgs != 1 {
 		t.Fatalf("summary = %+v", sum)

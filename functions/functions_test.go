@@ -22,23 +22,11 @@ import (
 	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 	"github.com/opentrace/service-accounts/pkg/secrets/secretstest"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+	"github.com/opentrace/service-accounts/pkg/testkit"
 	"github.com/opentrace/service-accounts/pkg/testworld"
 )
 
 const cursorSecretID = "opentrace/cursor"
-
-// rie returns the emulator binary: $AWS_LAMBDA_RIE, or the one `make` installs into .bin.
-func rie(t *testing.T) string {
-	t.Helper()
-	path := os.Getenv("AWS_LAMBDA_RIE")
-	if path == "" {
-		path, _ = filepath.Abs("../.bin/aws-lambda-rie")
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("the Lambda Runtime Interface Emulator is not installed at %s: run `make test`, which installs it (%v)", path, err)
-	}
-	return path
-}
 
 // buildBootstrap builds a function exactly as deployed (static, lambda.norpc, trimpath,
 // stripped) but for this machine's architecture, so the emulator can run it.
@@ -68,7 +56,8 @@ func startFunction(t *testing.T, fn string, env []string) string {
 	t.Helper()
 	bootstrap := buildBootstrap(t, fn)
 	addr := freeAddr(t)
-	cmd := exec.Command(rie(t), "--runtime-interface-emulator-address", addr, "--runtime-api-address", freeAddr(t), bootstrap)
+	rie := testkit.Installed(t, "the Lambda Runtime Interface Emulator", "AWS_LAMBDA_RIE", "../.bin/aws-lambda-rie")
+	cmd := exec.Command(rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", freeAddr(t), bootstrap)
 	cmd.Env = env
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -96,7 +85,8 @@ func startFunction(t *testing.T, fn string, env []string) string {
 	return "http://" + addr + "/2015-03-31/functions/function/invocations"
 }
 
-func invoke(t *testing.T, url string, event any) events.APIGatewayProxyResponse {
+// invoke sends event to the function the emulator serves at url and decodes its result, a T.
+func invoke[T any](t *testing.T, url string, event any) T {
 	t.Helper()
 	body, err := json.Marshal(event)
 	if err != nil {
@@ -107,24 +97,17 @@ func invoke(t *testing.T, url string, event any) events.APIGatewayProxyResponse 
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out events.APIGatewayProxyResponse
+	var out T
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("invoke: HTTP %d, %v", resp.StatusCode, err)
 	}
 	return out
 }
 
+// loadEvent reads an events/ fixture: the same files `sam local invoke` uses.
 func loadEvent(t *testing.T, name string) events.APIGatewayProxyRequest {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "events", name+".json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev events.APIGatewayProxyRequest
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		t.Fatal(err)
-	}
-	return ev
+	return testkit.LoadEvent(t, filepath.Join("..", "events", name+".json"))
 }
 
 // TestListUnderRuntimeEmulator starts the list function's bootstrap under the emulator, with
@@ -150,7 +133,7 @@ func TestListUnderRuntimeEmulator(t *testing.T) {
 		config.EnvMaxActiveTokens + "=10", config.EnvLogLevel + "=info",
 	})
 
-	resp := invoke(t, url, loadEvent(t, "list"))
+	resp := invoke[events.APIGatewayProxyResponse](t, url, loadEvent(t, "list"))
 	var page struct {
 		Items []struct {
 			ID, Name string
@@ -163,7 +146,7 @@ func TestListUnderRuntimeEmulator(t *testing.T) {
 	}
 
 	get := loadEvent(t, "get") // its saId names no account
-	resp = invoke(t, url, get)
+	resp = invoke[events.APIGatewayProxyResponse](t, url, get)
 	if resp.StatusCode != 404 || resp.Headers["Content-Type"] != "application/problem+json" {
 		t.Fatalf("get unknown: %d %v %s", resp.StatusCode, resp.Headers, resp.Body)
 	}

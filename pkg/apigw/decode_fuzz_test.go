@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -16,6 +13,7 @@ import (
 
 	"github.com/opentrace/service-accounts/pkg/apigw"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+	"github.com/opentrace/service-accounts/pkg/testkit"
 )
 
 // fuzzCreateBody and fuzzGenerateBody are the request bodies Create and Generate decode,
@@ -173,28 +171,23 @@ func checkDecode[T any](t *testing.T, req events.APIGatewayProxyRequest, known .
 // field* one both refuse naming a field; other files (mixed*, fitting one request only, and
 // those the fuzzer wrote) are checked by FuzzDecode itself.
 func TestFuzzDecodeCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzDecode")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) < 6 {
-		t.Errorf("corpus has %d files, want at least 6", len(entries))
-	}
-	for _, e := range entries {
-		name := e.Name()
+	for _, f := range testkit.Corpus(t, "FuzzDecode", 6) {
 		var wantField string
 		switch {
-		case strings.HasPrefix(name, "valid"):
-		case strings.HasPrefix(name, "bad"):
+		case strings.HasPrefix(f.Name, "valid"):
+		case strings.HasPrefix(f.Name, "bad"):
 			wantField = "body"
-		case strings.HasPrefix(name, "field"):
+		case strings.HasPrefix(f.Name, "field"):
 			wantField = "a field"
 		default:
 			continue
 		}
-		t.Run(name, func(t *testing.T) {
-			req := readDecodeSeed(t, filepath.Join(dir, name))
+		t.Run(f.Name, func(t *testing.T) {
+			var body string
+			var encoding uint8
+			var pad uint16
+			f.Scan(t, &body, &encoding, &pad)
+			req := decodeRequest(body, encoding, pad)
 			for _, v := range []any{&fuzzCreateBody{}, &fuzzGenerateBody{}} {
 				err := apigw.Decode(req, v)
 				var field string
@@ -212,53 +205,4 @@ func TestFuzzDecodeCorpus(t *testing.T) {
 			}
 		})
 	}
-}
-
-// readDecodeSeed reads a FuzzDecode corpus file into the event it stands for.
-func readDecodeSeed(t *testing.T, path string) events.APIGatewayProxyRequest {
-	t.Helper()
-	v := readFuzzValues(t, path, "string", "uint8", "uint16")
-	return decodeRequest(v[0].(string), v[1].(uint8), v[2].(uint16))
-}
-
-// readFuzzValues reads a "go test fuzz v1" file whose values have the given types (string,
-// bool, uint8 or uint16).
-func readFuzzValues(t *testing.T, path string, types ...string) []any {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) != len(types)+1 || lines[0] != "go test fuzz v1" {
-		t.Fatalf("%s is not a go test fuzz v1 file of %d values", path, len(types))
-	}
-	out := make([]any, len(types))
-	for i, typ := range types {
-		lit, ok := strings.CutPrefix(lines[i+1], typ+"(")
-		lit, ok2 := strings.CutSuffix(lit, ")")
-		if !ok || !ok2 {
-			t.Fatalf("%s: value %d: want %s(...), got %q", path, i, typ, lines[i+1])
-		}
-		switch typ {
-		case "string":
-			out[i], err = strconv.Unquote(lit)
-		case "bool":
-			out[i], err = strconv.ParseBool(lit)
-		case "uint8":
-			var n uint64
-			n, err = strconv.ParseUint(lit, 10, 8)
-			out[i] = uint8(n)
-		case "uint16":
-			var n uint64
-			n, err = strconv.ParseUint(lit, 10, 16)
-			out[i] = uint16(n)
-		default:
-			t.Fatalf("readFuzzValues: unsupported type %s", typ)
-		}
-		if err != nil {
-			t.Fatalf("%s: value %d: %v", path, i, err)
-		}
-	}
-	return out
 }

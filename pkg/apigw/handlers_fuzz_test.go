@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"github.com/opentrace/service-accounts/pkg/apigw"
 	"github.com/opentrace/service-accounts/pkg/dynamo"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+	"github.com/opentrace/service-accounts/pkg/testkit"
 	"github.com/opentrace/service-accounts/pkg/testworld"
 )
 
@@ -264,24 +263,19 @@ func (fx *fuzzFixture) check(t *testing.T, op, who uint8, orgID, saID, body stri
 // TestFuzzHandlersCorpus keeps the committed seeds meaningful: a file whose name starts with a
 // status (201_create, 409_generate_cap, ...) gets that status from a fresh fixture.
 func TestFuzzHandlersCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzHandlers")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) < 6 {
-		t.Errorf("corpus has %d files, want at least 6", len(entries))
-	}
-	for _, e := range entries {
-		prefix, _, _ := strings.Cut(e.Name(), "_")
+	for _, f := range testkit.Corpus(t, "FuzzHandlers", 6) {
+		prefix, _, _ := strings.Cut(f.Name, "_")
 		want, err := strconv.Atoi(prefix)
 		if err != nil {
 			continue // a file the fuzzer wrote: a regression input, checked by FuzzHandlers itself
 		}
-		t.Run(e.Name(), func(t *testing.T) {
-			v := readFuzzValues(t, filepath.Join(dir, e.Name()), "uint8", "uint8", "string", "string", "string", "bool", "string")
+		t.Run(f.Name, func(t *testing.T) {
+			var op, who uint8
+			var orgID, saID, body, query string
+			var isBase64 bool
+			f.Scan(t, &op, &who, &orgID, &saID, &body, &isBase64, &query)
 			fx := newFuzzFixture(t)
-			got := fx.check(t, v[0].(uint8), v[1].(uint8), v[2].(string), v[3].(string), v[4].(string), v[5].(bool), v[6].(string))
+			got := fx.check(t, op, who, orgID, saID, body, isBase64, query)
 			if got != want {
 				t.Errorf("status %d, want %d", got, want)
 			}

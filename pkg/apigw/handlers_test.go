@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"maps"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/opentrace/service-accounts/pkg/apigw"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+	"github.com/opentrace/service-accounts/pkg/testkit"
 	"github.com/opentrace/service-accounts/pkg/testworld"
 	"github.com/opentrace/service-accounts/pkg/token"
 )
@@ -82,15 +82,7 @@ func newFixture(t *testing.T) *fixture {
 // loadEvent reads an events/ fixture: the same files `sam local invoke` uses.
 func loadEvent(t *testing.T, name string) events.APIGatewayProxyRequest {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "events", name+".json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev events.APIGatewayProxyRequest
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		t.Fatal(err)
-	}
-	return ev
+	return testkit.LoadEvent(t, filepath.Join("..", "..", "events", name+".json"))
 }
 
 // handler is the function that serves an events/ fixture's route, as the template routes it.

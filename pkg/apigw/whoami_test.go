@@ -18,6 +18,14 @@ import (
 
 func TestWhoami(t *testing.T) {
 	const saID = "sa_01JD5Z3Q7K8M9N0P1R2S3T4V5W"
+	// serviceAccount is the body for the fixture's token, with its expiry and last use.
+	serviceAccount := func(expiresAt, lastUsedAt any) map[string]any {
+		return map[string]any{
+			"principalType": "service_account", "orgId": "org_acme", "serviceAccountId": saID,
+			"serviceAccountName": "claude-code-dev-team", "tokenId": "tok_01JD5Z4A1B2C3D4E5F6G7H8J9K",
+			"expiresAt": expiresAt, "lastUsedAt": lastUsedAt,
+		}
+	}
 	for _, tc := range []struct {
 		name   string
 		auth   func(fixture map[string]any) map[string]any // the authorizer context to send
@@ -28,11 +36,7 @@ func TestWhoami(t *testing.T) {
 			name:   "ServiceAccount",
 			auth:   func(m map[string]any) map[string]any { return m },
 			status: 200,
-			want: map[string]any{
-				"principalType": "service_account", "orgId": "org_acme", "serviceAccountId": saID,
-				"serviceAccountName": "claude-code-dev-team", "tokenId": "tok_01JD5Z4A1B2C3D4E5F6G7H8J9K",
-				"expiresAt": "2027-02-26T12:00:00Z", "lastUsedAt": "2026-11-28T11:58:30Z",
-			},
+			want:   serviceAccount("2027-02-26T12:00:00Z", "2026-11-28T11:58:30Z"),
 		},
 		{
 			name: "ServiceAccountNeverUsedNeverExpires",
@@ -42,11 +46,7 @@ func TestWhoami(t *testing.T) {
 				return m
 			},
 			status: 200,
-			want: map[string]any{
-				"principalType": "service_account", "orgId": "org_acme", "serviceAccountId": saID,
-				"serviceAccountName": "claude-code-dev-team", "tokenId": "tok_01JD5Z4A1B2C3D4E5F6G7H8J9K",
-				"expiresAt": nil, "lastUsedAt": nil,
-			},
+			want:   serviceAccount(nil, nil),
 		},
 		{
 			name: "TimesNormalisedToUTC",
@@ -55,11 +55,7 @@ func TestWhoami(t *testing.T) {
 				return m
 			},
 			status: 200,
-			want: map[string]any{
-				"principalType": "service_account", "orgId": "org_acme", "serviceAccountId": saID,
-				"serviceAccountName": "claude-code-dev-team", "tokenId": "tok_01JD5Z4A1B2C3D4E5F6G7H8J9K",
-				"expiresAt": "2027-02-26T12:00:00Z", "lastUsedAt": "2026-11-28T11:58:30Z",
-			},
+			want:   serviceAccount("2027-02-26T12:00:00Z", "2026-11-28T11:58:30Z"),
 		},
 		{
 			name:   "UserAdmin",

@@ -1,15 +1,12 @@
 package audit_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +21,7 @@ import (
 	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 	"github.com/opentrace/service-accounts/pkg/secrets"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+	"github.com/opentrace/service-accounts/pkg/testkit"
 	"github.com/opentrace/service-accounts/pkg/testworld"
 	"github.com/opentrace/service-accounts/pkg/token"
 )
@@ -73,24 +71,6 @@ func (c *countingDB) TransactWriteItems(ctx context.Context, in *dynamodb.Transa
 	return c.API.TransactWriteItems(ctx, in, opts...)
 }
 
-// syncBuffer collects output written from the Runner's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Lines() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Split(strings.TrimSpace(s.b.String()), "\n")
-}
-
 // env is the audit on the real store, with the domain service beside it.
 type env struct {
 	db      *dynamotest.DB
@@ -120,9 +100,10 @@ func newEnv(tb testing.TB) *env {
 	return e
 }
 
-// runner returns a Runner on the env's store with its log and metrics captured.
-func (e *env) runner(th audit.Thresholds) (*audit.Runner, *syncBuffer, *syncBuffer) {
-	logs, metrics := &syncBuffer{}, &syncBuffer{}
+// runner returns a Runner on the env's store with its log and metrics captured: the Runner
+// writes them from its goroutines.
+func (e *env) runner(th audit.Thresholds) (*audit.Runner, *testkit.Buffer, *testkit.Buffer) {
+	logs, metrics := &testkit.Buffer{}, &testkit.Buffer{}
 	return &audit.Runner{
 		Store: e.store, Thresholds: th, PageSize: 3,
 		Log: slog.New(slog.NewJSONHandler(logs, nil)), Metrics: metrics,
@@ -271,5 +252,3 @@ func decodeJSONLine(tb testing.TB, line string) map[string]any {
 	}
 	return m
 }
-
-var _ io.Writer = (*syncBuffer)(nil)

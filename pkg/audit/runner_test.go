@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 
 	"github.com/opentrace/service-accounts/pkg/audit"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+	"github.com/opentrace/service-accounts/pkg/testkit"
 )
 
 // acmeTable builds, through the service, org_acme with an account ci-pipeline holding four
@@ -354,36 +354,18 @@ func auditTrail(t *testing.T, e *env, action string) []string {
 	return actors
 }
 
-// fakeWall is a wall clock that the store moves forward, one step per page read.
-type fakeWall struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (w *fakeWall) Now() time.Time {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.now
-}
-
-func (w *fakeWall) advance(d time.Duration) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.now = w.now.Add(d)
-}
-
 // slowStore makes every page read take a minute of wall time, and can fail one page read.
 type slowStore struct {
 	audit.Store
-	wall   *fakeWall
-	failAt int // fail the failAt-th page read (1-based); 0 never
+	wall   *testkit.Clock // the Runner's wall clock, which the store moves forward
+	failAt int            // fail the failAt-th page read (1-based); 0 never
 	reads  int
 }
 
 var errInjected = sa.Unavailable(errors.New("injected fault"))
 
 func (s *slowStore) read() error {
-	s.wall.advance(time.Minute)
+	s.wall.Advance(time.Minute)
 	s.reads++
 	if s.reads == s.failAt {
 		return errInjected
@@ -431,7 +413,7 @@ func TestRunResumes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			seedBulk(t, e.db, shape, now)
-			wall := &fakeWall{}
+			wall := &testkit.Clock{}
 			store := &slowStore{Store: e.store, wall: wall, failAt: tc.failAt}
 			phases := map[string]bool{}
 			var tokensAudited float64
@@ -443,8 +425,8 @@ func TestRunResumes(t *testing.T) {
 				runner, logs, metrics := e.runner(audit.DefaultThresholds)
 				runner.Store, runner.PageSize, runner.Margin, runner.Wall = store, 10, 30*time.Second, wall.Now
 				// Five minutes per invocation at a minute per page: five pages, then a checkpoint.
-				wall.now = time.Now()
-				ctx, cancel := context.WithDeadline(e.ctx, wall.now.Add(5*time.Minute))
+				wall.Set(time.Now())
+				ctx, cancel := context.WithDeadline(e.ctx, wall.Now().Add(5*time.Minute))
 				got, err = runner.Run(ctx, now.Add(time.Duration(inv)*time.Hour))
 				cancel()
 				switch {
@@ -492,7 +474,7 @@ func TestFailureIsLoggedAndCounted(t *testing.T) {
 	e := newEnv(t)
 	acmeTable(t, e)
 	runner, logs, metrics := e.runner(audit.DefaultThresholds)
-	runner.Store = &slowStore{Store: e.store, wall: &fakeWall{}, failAt: 1}
+	runner.Store = &slowStore{Store: e.store, wall: &testkit.Clock{}, failAt: 1}
 	if _, err := runner.Run(e.ctx, t0); sa.ErrorCode(err) != sa.EUNAVAILABLE {
 		t.Fatalf("err = %v, want EUNAVAILABLE", err)
 	}

@@ -7,9 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,8 +17,8 @@ import (
 
 	"github.com/opentrace/service-accounts/pkg/apigw"
 	"github.com/opentrace/service-accounts/pkg/authorizer"
-	"github.com/opentrace/service-accounts/pkg/localidp"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+	"github.com/opentrace/service-accounts/pkg/testkit"
 )
 
 // fuzzSkew is the clock skew Users.Verify allows on exp and nbf.
@@ -37,8 +34,7 @@ var fuzzDataRoutes = []string{"GET/v1/", "POST/v1/", "DELETE/v1/", "GET/mcp/", "
 // ({live}, {admin}, ...), since the real ones are new in every run.
 type fuzzEnv struct {
 	*env
-	live     string
-	liveTok  sa.Token
+	tokens
 	keys     jwk.Set // the issuer's public keys, as its JWKS publishes them
 	expand   *strings.Replacer
 	jwts     map[string]bool // the genuine JWTs: Verify and the authorizer must accept them
@@ -55,32 +51,13 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 	// newEnv's log buffer grows with every call; a fuzz run makes millions.
 	e.auth.Log = slog.New(slog.NewJSONHandler(&fe.fuzzLogs, nil))
 
-	_, fe.liveTok, fe.live = e.issue(tb, "org_a", "claude-code", sa.GenerateInput{})
-	acctR, revokedTok, revoked := e.issue(tb, "org_a", "revoked", sa.GenerateInput{})
-	if err := e.svc.RevokeToken(e.ctx, "org_a", acctR.ID, revokedTok.ID, "user_admin"); err != nil {
-		tb.Fatal(err)
-	}
-	_, _, expired := e.issue(tb, "org_a", "expiring", sa.GenerateInput{ExpiresInDays: intp(1)})
-	acctD, _, deleted := e.issue(tb, "org_a", "deleted", sa.GenerateInput{})
-	if err := e.svc.Delete(e.ctx, "org_a", acctD.ID, "user_admin"); err != nil {
-		tb.Fatal(err)
-	}
+	fe.tokens = e.issueTokens(tb)
 	e.now = e.now.Add(25 * time.Hour) // the one-day token has expired; JWTs are minted from here
-
-	other, err := localidp.New(issuerURL) // same issuer name and key id, another key
-	if err != nil {
-		tb.Fatal(err)
-	}
-	forged, err := other.Sign(map[string]any{"iss": issuerURL, "sub": "user_1", "exp": e.now.Add(time.Hour).Unix(),
-		"org_id": "org_a", "org_role": v1Admin})
-	if err != nil {
-		tb.Fatal(err)
-	}
 	fe.creds = map[string]string{
 		"{live}":         fe.live,
-		"{revoked}":      revoked,
-		"{expired}":      expired,
-		"{deleted}":      deleted,
+		"{revoked}":      fe.revoked,
+		"{expired}":      fe.expiring,
+		"{deleted}":      fe.deleted,
 		"{admin}":        e.jwt(tb, nil),
 		"{member}":       e.jwt(tb, map[string]any{"org_role": v1Member}),
 		"{jwt_expired}":  e.jwt(tb, map[string]any{"exp": e.now.Add(-time.Minute).Unix()}),
@@ -90,7 +67,7 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 		"{jwt_no_org}":   e.jwt(tb, map[string]any{"org_id": nil}),
 		"{jwt_wildcard}": e.jwt(tb, map[string]any{"org_id": "*"}),
 		"{jwt_other}":    e.jwt(tb, map[string]any{"org_id": "org_b"}),
-		"{jwt_forged}":   forged,
+		"{jwt_forged}":   e.forgedJWT(tb),
 	}
 	var pairs []string
 	for k, v := range fe.creds {
@@ -101,9 +78,11 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 
 	rec := httptest.NewRecorder()
 	e.idp.ServeHTTP(rec, httptest.NewRequest("GET", "/jwks", nil))
-	if fe.keys, err = jwk.Parse(rec.Body.Bytes()); err != nil {
+	keys, err := jwk.Parse(rec.Body.Bytes())
+	if err != nil {
 		tb.Fatal(err)
 	}
+	fe.keys = keys
 	// Warm the verifier's key cache, so no iteration fetches the JWKS again (the clock stands
 	// still, so an unknown key id never triggers a refetch).
 	if _, err := e.auth.Users.Verify(e.ctx, fe.creds["{admin}"]); err != nil {
@@ -317,58 +296,26 @@ func FuzzAuthorizer(f *testing.F) {
 // policy refuses the route (403), and files named unauthorized* a header it refuses (401).
 func TestFuzzAuthorizerCorpus(t *testing.T) {
 	fe := newFuzzEnv(t)
-	dir := filepath.Join("testdata", "fuzz", "FuzzAuthorizer")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) < 6 {
-		t.Errorf("corpus has %d files, want at least 6", len(entries))
-	}
-	for _, e := range entries {
+	for _, f := range testkit.Corpus(t, "FuzzAuthorizer", 6) {
 		var want int
-		switch name := e.Name(); {
-		case strings.HasPrefix(name, "allow"):
+		switch {
+		case strings.HasPrefix(f.Name, "allow"):
 			want = 200
-		case strings.HasPrefix(name, "deny"):
+		case strings.HasPrefix(f.Name, "deny"):
 			want = 403
-		case strings.HasPrefix(name, "unauthorized"):
+		case strings.HasPrefix(f.Name, "unauthorized"):
 			want = 401
 		default:
 			continue // a file the fuzzer wrote: a regression input, checked by FuzzAuthorizer itself
 		}
-		t.Run(e.Name(), func(t *testing.T) {
-			v := readFuzzStrings(t, filepath.Join(dir, e.Name()), 2)
-			methodArn := stageBase + "/" + v[1]
-			resp, err := fe.authorize(fe.expand.Replace(v[0]), methodArn)
+		t.Run(f.Name, func(t *testing.T) {
+			var header, route string
+			f.Scan(t, &header, &route)
+			methodArn := stageBase + "/" + route
+			resp, err := fe.authorize(fe.expand.Replace(header), methodArn)
 			if got := outcome(resp, err, methodArn); got != want {
-				t.Errorf("header %q, route %q: %d (%v), want %d", v[0], v[1], got, err, want)
+				t.Errorf("header %q, route %q: %d (%v), want %d", header, route, got, err, want)
 			}
 		})
 	}
-}
-
-// readFuzzStrings reads a "go test fuzz v1" file of n string values.
-func readFuzzStrings(t *testing.T, path string, n int) []string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) != n+1 || lines[0] != "go test fuzz v1" {
-		t.Fatalf("%s is not a go test fuzz v1 file of %d values", path, n)
-	}
-	out := make([]string, n)
-	for i, line := range lines[1:] {
-		lit, ok := strings.CutPrefix(line, "string(")
-		lit, ok2 := strings.CutSuffix(lit, ")")
-		if !ok || !ok2 {
-			t.Fatalf("%s: want a string(...) line, got %q", path, line)
-		}
-		if out[i], err = strconv.Unquote(lit); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-	}
-	return out
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/opentrace/service-accounts/pkg/authorizer"
 	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
-	"github.com/opentrace/service-accounts/pkg/localidp"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 )
 
@@ -34,28 +33,13 @@ var routes = map[string]string{
 
 func TestAuthorizer(t *testing.T) {
 	e := newEnv(t, authorizer.UserConfig{})
-	_, tok, valid := e.issue(t, "org_a", "claude-code", sa.GenerateInput{})
-	acctR, revokedTok, revoked := e.issue(t, "org_a", "revoked", sa.GenerateInput{})
-	if err := e.svc.RevokeToken(e.ctx, "org_a", acctR.ID, revokedTok.ID, "u"); err != nil {
-		t.Fatal(err)
-	}
-	_, _, expiring := e.issue(t, "org_a", "expiring", sa.GenerateInput{ExpiresInDays: intp(1)})
-	acctD, _, deleted := e.issue(t, "org_a", "deleted", sa.GenerateInput{})
-	if err := e.svc.Delete(e.ctx, "org_a", acctD.ID, "u"); err != nil {
-		t.Fatal(err)
-	}
+	ts := e.issueTokens(t)
+	tok, valid, revoked, expiring, deleted := ts.liveTok, ts.live, ts.revoked, ts.expiring, ts.deleted
 	badChecksum := valid[:42] + string("0123456789"[(strings.IndexByte("0123456789", valid[42])+1+10)%10])
 	if valid[42] < '0' || valid[42] > '9' {
 		badChecksum = valid[:42] + "0"
 	}
-	other, err := localidp.New(issuerURL) // same issuer name and key id, different key
-	if err != nil {
-		t.Fatal(err)
-	}
-	forged, err := other.Sign(map[string]any{"iss": issuerURL, "sub": "user_1", "exp": e.now.Add(time.Hour).Unix(), "org_id": "org_a", "org_role": v1Admin})
-	if err != nil {
-		t.Fatal(err)
-	}
+	forged := e.forgedJWT(t)
 
 	all := slices.Sorted(maps.Keys(routes))
 	data := []string{"whoami", "mcp"}

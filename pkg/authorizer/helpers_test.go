@@ -1,7 +1,6 @@
 package authorizer_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -9,13 +8,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/opentrace/service-accounts/pkg/apigw"
 	"github.com/opentrace/service-accounts/pkg/authorizer"
@@ -24,6 +23,7 @@ import (
 	"github.com/opentrace/service-accounts/pkg/localidp"
 	"github.com/opentrace/service-accounts/pkg/secrets"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+	"github.com/opentrace/service-accounts/pkg/testkit"
 	"github.com/opentrace/service-accounts/pkg/testworld"
 	"github.com/opentrace/service-accounts/pkg/token"
 )
@@ -61,24 +61,6 @@ func (s *switchableSource) Keyring(ctx context.Context) (secrets.Keyring, error)
 	return s.Source.Keyring(ctx)
 }
 
-// syncBuffer collects log output from concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	auth    *authorizer.Authorizer
 	svc     *sa.Service      // with full access, to set up what the authorizer reads
@@ -87,7 +69,7 @@ type env struct {
 	peppers *switchableSource
 	idp     *localidp.Issuer
 	jwks    *jwksServer
-	logs    *syncBuffer
+	logs    *testkit.Buffer
 	now     time.Time
 	ctx     context.Context
 }
@@ -110,7 +92,7 @@ func newEnv(t testing.TB, users authorizer.UserConfig) *env {
 	}
 	e := &env{
 		db: db, client: testworld.FunctionClient(t, "AuthorizerFunction", db), peppers: &switchableSource{Source: static},
-		logs: &syncBuffer{}, now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC), ctx: context.Background(),
+		logs: &testkit.Buffer{}, now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC), ctx: context.Background(),
 	}
 	e.idp, err = localidp.New(issuerURL)
 	if err != nil {
@@ -174,6 +156,59 @@ func (e *env) issue(t testing.TB, org, name string, in sa.GenerateInput) (sa.Ser
 		t.Fatal(err)
 	}
 	return acct, tok, secret
+}
+
+// tokens are a token of org_a of each kind the authorizer must tell apart, by their secrets.
+type tokens struct {
+	liveTok                          sa.Token // the live token, of account claude-code
+	live, revoked, expiring, deleted string   // expiring: a day after the env's now
+}
+
+// issueTokens issues one token of each kind.
+func (e *env) issueTokens(t testing.TB) tokens {
+	t.Helper()
+	var ts tokens
+	_, ts.liveTok, ts.live = e.issue(t, "org_a", "claude-code", sa.GenerateInput{})
+	acct, tok, revoked := e.issue(t, "org_a", "revoked", sa.GenerateInput{})
+	if err := e.svc.RevokeToken(e.ctx, "org_a", acct.ID, tok.ID, "user_admin"); err != nil {
+		t.Fatal(err)
+	}
+	ts.revoked = revoked
+	_, _, ts.expiring = e.issue(t, "org_a", "expiring", sa.GenerateInput{ExpiresInDays: intp(1)})
+	acct, _, ts.deleted = e.issue(t, "org_a", "deleted", sa.GenerateInput{})
+	if err := e.svc.Delete(e.ctx, "org_a", acct.ID, "user_admin"); err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
+// forgedJWT is an admin's JWT, valid at the env's now, signed with another key under the
+// issuer's name and key id.
+func (e *env) forgedJWT(t testing.TB) string {
+	t.Helper()
+	other, err := localidp.New(issuerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := other.Sign(map[string]any{"iss": issuerURL, "sub": "user_1", "exp": e.now.Add(time.Hour).Unix(),
+		"org_id": "org_a", "org_role": v1Admin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return forged
+}
+
+// credentialKey is the key of the credential item a token's secret is stored under.
+func credentialKey(t testing.TB, secret string) map[string]types.AttributeValue {
+	t.Helper()
+	hasher, err := token.NewHasher(pepper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]types.AttributeValue{
+		"pk": &types.AttributeValueMemberS{Value: "TOKENHASH#" + hasher.Hash(secret)},
+		"sk": &types.AttributeValueMemberS{Value: "TOKENHASH"},
+	}
 }
 
 func (e *env) jwt(t testing.TB, claims map[string]any) string {

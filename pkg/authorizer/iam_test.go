@@ -11,7 +11,6 @@ import (
 
 	"github.com/opentrace/service-accounts/pkg/authorizer"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
-	"github.com/opentrace/service-accounts/pkg/token"
 )
 
 // TestRoleAllowsOnlyLastUse: the authorizer's role in template.yaml lets it read credential
@@ -21,14 +20,7 @@ import (
 func TestRoleAllowsOnlyLastUse(t *testing.T) {
 	e := newEnv(t, authorizer.UserConfig{})
 	acct, _, secret := e.issue(t, "org_a", "claude-code", sa.GenerateInput{})
-	hasher, err := token.NewHasher(pepper)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cred := map[string]types.AttributeValue{
-		"pk": &types.AttributeValueMemberS{Value: "TOKENHASH#" + hasher.Hash(secret)},
-		"sk": &types.AttributeValueMemberS{Value: "TOKENHASH"},
-	}
+	cred := credentialKey(t, secret)
 	account := map[string]types.AttributeValue{
 		"pk": &types.AttributeValueMemberS{Value: "ORG#org_a"},
 		"sk": &types.AttributeValueMemberS{Value: "SA#" + acct.ID},

@@ -8,8 +8,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +15,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/opentrace/service-accounts/pkg/testkit"
 )
 
 // FuzzJWT checks (*Users).Verify on arbitrary strings and on mutations of a valid user JWT:
@@ -166,22 +166,16 @@ func TestFuzzJWTCorpus(t *testing.T) {
 	valid := fe.creds["{admin}"]
 	seg := strings.Split(valid, ".")
 	expand := strings.NewReplacer("{jwt}", valid, "{header}", seg[0], "{payload}", seg[1], "{signature}", seg[2])
-	dir := filepath.Join("testdata", "fuzz", "FuzzJWT")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) < 6 {
-		t.Errorf("corpus has %d files, want at least 6", len(entries))
-	}
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), "valid") && !strings.HasPrefix(e.Name(), "bad") {
+	for _, f := range testkit.Corpus(t, "FuzzJWT", 6) {
+		if !strings.HasPrefix(f.Name, "valid") && !strings.HasPrefix(f.Name, "bad") {
 			continue // a file the fuzzer wrote: a regression input, checked by FuzzJWT itself
 		}
-		t.Run(e.Name(), func(t *testing.T) {
-			raw := expand.Replace(readFuzzStrings(t, filepath.Join(dir, e.Name()), 1)[0])
+		t.Run(f.Name, func(t *testing.T) {
+			var in string
+			f.Scan(t, &in)
+			raw := expand.Replace(in)
 			_, err := fe.auth.Users.Verify(fe.ctx, raw)
-			if wantValid := strings.HasPrefix(e.Name(), "valid"); wantValid != (err == nil) {
+			if wantValid := strings.HasPrefix(f.Name, "valid"); wantValid != (err == nil) {
 				t.Errorf("Verify(%q) = %v; file name says valid=%v", raw, err, wantValid)
 			}
 		})

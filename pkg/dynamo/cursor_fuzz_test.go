@@ -2,11 +2,10 @@ package dynamo
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/opentrace/service-accounts/pkg/testkit"
 )
 
 // fuzzCursorKey is the key FuzzCursor seals with. The committed corpus holds cursors sealed
@@ -89,53 +88,19 @@ func FuzzCursor(f *testing.F) {
 // cursor sealed with fuzzCursorKey for their org, and every other file one that does not open.
 func TestFuzzCursorCorpus(t *testing.T) {
 	c := cursorSigner{key: fuzzCursorKey}
-	dir := filepath.Join("testdata", "fuzz", "FuzzCursor")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) < 6 {
-		t.Errorf("corpus has %d files, want at least 6", len(entries))
-	}
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), "valid") && !strings.HasPrefix(e.Name(), "bad") {
+	for _, f := range testkit.Corpus(t, "FuzzCursor", 6) {
+		if !strings.HasPrefix(f.Name, "valid") && !strings.HasPrefix(f.Name, "bad") {
 			continue // a file the fuzzer wrote: a regression input, checked by FuzzCursor itself
 		}
-		t.Run(e.Name(), func(t *testing.T) {
-			org, cursor := fuzzCursorSeed(t, filepath.Join(dir, e.Name()))
+		t.Run(f.Name, func(t *testing.T) {
+			var org, other, pos, cursor string
+			var at uint16
+			var b byte
+			f.Scan(t, &org, &other, &pos, &cursor, &at, &b)
 			_, err := c.open(org, cursor)
-			if wantValid := strings.HasPrefix(e.Name(), "valid"); wantValid != (err == nil) {
+			if wantValid := strings.HasPrefix(f.Name, "valid"); wantValid != (err == nil) {
 				t.Errorf("open(%q, %q) = %v; file name says valid=%v", org, cursor, err, wantValid)
 			}
 		})
 	}
-}
-
-// fuzzCursorSeed reads the org and the candidate cursor of a FuzzCursor corpus file.
-func fuzzCursorSeed(t *testing.T, path string) (org, cursor string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) != 7 || lines[0] != "go test fuzz v1" {
-		t.Fatalf("%s is not a six-value go test fuzz v1 file", path)
-	}
-	return fuzzUnquote(t, lines[1]), fuzzUnquote(t, lines[4])
-}
-
-// fuzzUnquote decodes one string(...) line of a corpus file.
-func fuzzUnquote(t *testing.T, line string) string {
-	t.Helper()
-	lit, ok := strings.CutPrefix(line, "string(")
-	lit, ok2 := strings.CutSuffix(lit, ")")
-	if !ok || !ok2 {
-		t.Fatalf("want a string(...) line, got %q", line)
-	}
-	s, err := strconv.Unquote(lit)
-	if err != nil {
-		t.Fatalf("%q: %v", line, err)
-	}
-	return s
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/opentrace/service-accounts/pkg/dynamo"
 	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
-	"github.com/opentrace/service-accounts/pkg/template"
+	"github.com/opentrace/service-accounts/pkg/testworld"
 )
 
 // TestSweepOrgResumes: the sweep of a deleted org revokes every open token of every account in
@@ -100,30 +100,17 @@ func TestSweepOrgResumes(t *testing.T) {
 // key prefixes of this package's layout, so that every record ReadRecord acts on reaches it.
 // A record under each prefix the filter passes carries a fact; one just outside it, none.
 func TestStreamFilterMatchesTheLayout(t *testing.T) {
-	tpl, err := template.Load("../../template.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	functions, err := tpl.Functions()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var prefixes []string
-	for _, fn := range functions {
-		for _, e := range fn.Events {
-			if e.Type != "DynamoDB" {
-				continue
+	for _, e := range testworld.Events(t, "DynamoDB") {
+		filters, _ := e.Properties["FilterCriteria"].(map[string]any)
+		list, _ := filters["Filters"].([]any)
+		for _, f := range list {
+			pattern, _ := f.(map[string]any)["Pattern"].(string)
+			m := regexp.MustCompile(`"pk":\{"S":\[\{"prefix":"([^"]+)"\}\]\}`).FindStringSubmatch(pattern)
+			if m == nil {
+				t.Fatalf("a stream filter without a key prefix: %s", pattern)
 			}
-			filters, _ := e.Properties["FilterCriteria"].(map[string]any)
-			list, _ := filters["Filters"].([]any)
-			for _, f := range list {
-				pattern, _ := f.(map[string]any)["Pattern"].(string)
-				m := regexp.MustCompile(`"pk":\{"S":\[\{"prefix":"([^"]+)"\}\]\}`).FindStringSubmatch(pattern)
-				if m == nil {
-					t.Fatalf("a stream filter without a key prefix: %s", pattern)
-				}
-				prefixes = append(prefixes, m[1])
-			}
+			prefixes = append(prefixes, m[1])
 		}
 	}
 	if len(prefixes) != 2 {

@@ -2,7 +2,6 @@ package iam_test
 
 import (
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -10,33 +9,16 @@ import (
 
 	"github.com/opentrace/service-accounts/pkg/iam"
 	"github.com/opentrace/service-accounts/pkg/template"
+	"github.com/opentrace/service-accounts/pkg/testkit"
 )
-
-// venvPython is the Python of the project's virtualenv, where `make test` installs
-// aws-sam-cli and with it aws-sam-translator; $VENV_PYTHON overrides it. Its absence fails the
-// test: a skipped parity test would pass silently on exactly the machine that never ran it.
-func venvPython(t *testing.T) string {
-	t.Helper()
-	bin := os.Getenv("VENV_PYTHON")
-	if bin == "" {
-		bin = "../../.venv/bin/python"
-	}
-	abs, err := filepath.Abs(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(abs); err != nil {
-		t.Fatalf("the project's virtualenv is not installed at %s (%v): run `make test`, or set VENV_PYTHON", abs, err)
-	}
-	return abs
-}
 
 // TestExpansionMatchesSAM: for every function of template.yaml, and of a template that uses
 // what the expansion models beyond it (policy templates, managed policies by name and ARN,
 // mixed Policies, event sources, an SQS failure destination, tracing modes), the Go expansion
 // of its execution role equals what aws-sam-translator generates, policy by policy.
 func TestExpansionMatchesSAM(t *testing.T) {
-	py := venvPython(t)
+	// aws-sam-translator comes with aws-sam-cli, which `make test` installs into the virtualenv.
+	py := testkit.Installed(t, "the Python of the project's virtualenv", "VENV_PYTHON", "../../.venv/bin/python")
 	for _, path := range []string{"../../template.yaml", "testdata/variations.yaml"} {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			out, err := exec.Command(py, "testdata/sam_roles.py", path).Output()

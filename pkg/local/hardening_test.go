@@ -13,7 +13,7 @@ import (
 
 	"github.com/opentrace/service-accounts/pkg/iam"
 	"github.com/opentrace/service-accounts/pkg/local"
-	"github.com/opentrace/service-accounts/pkg/template"
+	"github.com/opentrace/service-accounts/pkg/testworld"
 )
 
 // TestLocalEndpointsRefuseWebPages: a web page cannot reach the stack through DNS rebinding
@@ -133,14 +133,7 @@ func jwtClaims(t *testing.T, jwt string) map[string]any {
 // functions that hash tokens may read the pepper (the authorizer and generate), and only list
 // may read the key that signs its cursors.
 func TestSecretsReadOnlyByTheirFunctions(t *testing.T) {
-	tpl, err := template.Load("../../template.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	functions, err := tpl.Functions()
-	if err != nil {
-		t.Fatal(err)
-	}
+	tpl, functions := testworld.Functions(t)
 	arns := map[string]string{}
 	for _, id := range []string{"PepperSecret", "CursorSecret"} {
 		arns[id] = "arn:aws:secretsmanager:" + local.Region + ":" + local.AccountID + ":secret:" + id + "-AbCdEf"

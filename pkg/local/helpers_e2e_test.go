@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,25 +22,10 @@ import (
 
 	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 	"github.com/opentrace/service-accounts/pkg/local"
+	"github.com/opentrace/service-accounts/pkg/testkit"
+	"github.com/opentrace/service-accounts/pkg/testworld"
+	"github.com/opentrace/service-accounts/pkg/token"
 )
-
-// logBuffer collects the stack's logs, for tests that check what reaches them.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // onMoto points a stack at the moto server at MOTO_URL, on a table of its own, when the tests
 // run with DYNAMODB_BACKEND=moto (`make test` runs the end-to-end seed flow that way too).
@@ -64,13 +51,13 @@ func onMoto(t testing.TB, o *local.Options) {
 
 // startStack serves template.yaml on a free loopback port until the test ends, with the
 // options set as opts says.
-func startStack(t testing.TB, opts ...func(*local.Options)) (*local.Stack, *logBuffer) {
+func startStack(t testing.TB, opts ...func(*local.Options)) (*local.Stack, *testkit.Buffer) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuffer{}
+	logs := &testkit.Buffer{}
 	o := local.Options{Template: "../../template.yaml", Logs: logs, RetryBackoff: time.Millisecond}
 	onMoto(t, &o)
 	for _, set := range opts {
@@ -112,6 +99,24 @@ func call(t testing.TB, method, url, bearer string, body any) response {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	return do(t, req)
+}
+
+// exchange makes one request with exactly the headers given, for callers that need more
+// control than call gives (another scheme, a raw Authorization value, Accept).
+func exchange(t testing.TB, method, u string, h http.Header, body string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = h
+	return do(t, req)
+}
+
+// do sends req and reads the whole response.
+func do(t testing.TB, req *http.Request) response {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -131,6 +136,42 @@ func (r response) want(t testing.TB, status int) response {
 	return r
 }
 
+// exchangeText is everything a client sees of a response, for leak and equality checks:
+// status, headers a client can read (Date aside, which differs between any two responses)
+// and body.
+func exchangeText(r response) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d\n", r.status)
+	for _, k := range slices.Sorted(func(yield func(string) bool) {
+		for k := range r.header {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		if k == "Date" {
+			continue
+		}
+		fmt.Fprintf(&b, "%s: %s\n", k, strings.Join(r.header[k], ", "))
+	}
+	b.WriteString(r.raw)
+	return b.String()
+}
+
+// rpcWhoami calls the whoami tool of the MCP endpoint in one request, as the README's curl
+// does: the server is stateless, so a tools/call needs no initialize before it.
+func rpcWhoami(t testing.TB, u, bearer string) response {
+	t.Helper()
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("Accept", "application/json, text/event-stream")
+	if bearer != "" {
+		h.Set("Authorization", "Bearer "+bearer)
+	}
+	return exchange(t, "POST", u, h,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`)
+}
+
 func devToken(t testing.TB, s *local.Stack, org, role, user string) string {
 	t.Helper()
 	return devTokenAt(t, s.URL, org, role, user)
@@ -141,6 +182,27 @@ func devTokenAt(t testing.TB, url, org, role, user string) string {
 	t.Helper()
 	r := call(t, "POST", url+"/local/dev-token", "", map[string]string{"org": org, "role": role, "user": user}).want(t, 200)
 	return r.body["token"].(string)
+}
+
+// unknownToken returns a well-formed token with a valid checksum that no stack ever issued.
+func unknownToken(t testing.TB) string {
+	t.Helper()
+	tok, err := token.Generate(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// withTypo changes the last character of a token, as a mistyped paste would; the checksum
+// catches every single-character change.
+func withTypo(tok string) string {
+	last := tok[len(tok)-1]
+	repl := byte('A')
+	if last == 'A' {
+		repl = 'B'
+	}
+	return tok[:len(tok)-1] + string(repl)
 }
 
 // headerTransport adds configured headers to every request, as an MCP client does with the
@@ -167,4 +229,39 @@ func mcpConnect(ctx context.Context, url string, headers map[string]string) (*mc
 		HTTPClient: &http.Client{Transport: headerTransport{headers: headers, next: http.DefaultTransport}},
 		MaxRetries: -1,
 	}, nil)
+}
+
+// listAll pages through an org's accounts.
+func listAll(t *testing.T, s *local.Stack, org, admin string) []map[string]any {
+	t.Helper()
+	var all []map[string]any
+	cursor := ""
+	for {
+		u := s.URL + "/orgs/" + org + "/service-accounts?limit=100"
+		if cursor != "" {
+			u += "&cursor=" + url.QueryEscape(cursor)
+		}
+		page := call(t, "GET", u, admin, nil).want(t, 200)
+		for _, it := range page.body["items"].([]any) {
+			all = append(all, it.(map[string]any))
+		}
+		next, _ := page.body["nextCursor"].(string)
+		if next == "" {
+			return all
+		}
+		cursor = next
+	}
+}
+
+// apiRoutes are the routes template.yaml gives API Gateway, as "METHOD /path", sorted.
+func apiRoutes(t testing.TB) []string {
+	t.Helper()
+	var routes []string
+	for _, e := range testworld.Events(t, "Api") {
+		method, _ := e.Properties["Method"].(string)
+		path, _ := e.Properties["Path"].(string)
+		routes = append(routes, strings.ToUpper(method)+" "+path)
+	}
+	slices.Sort(routes)
+	return routes
 }

@@ -1,10 +1,7 @@
 package local_test
 
 import (
-	"crypto/rand"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -12,8 +9,6 @@ import (
 	"testing"
 
 	"github.com/opentrace/service-accounts/pkg/local"
-	"github.com/opentrace/service-accounts/pkg/template"
-	"github.com/opentrace/service-accounts/pkg/token"
 )
 
 // The two tenants of the isolation tests. Account names carry the org's name so that a value
@@ -239,23 +234,9 @@ func (f *isoFixture) do(t *testing.T, rt isoRoute, p int, tg isoTarget) response
 func TestIsolationMatrix(t *testing.T) {
 	t.Run("CoversEveryRouteOfTheTemplate", func(t *testing.T) {
 		// A route added to template.yaml without a row here would escape the matrix.
-		tpl, err := template.Load("../../template.yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		functions, err := tpl.Functions()
-		if err != nil {
-			t.Fatal(err)
-		}
 		inTemplate := map[string]bool{}
-		for _, fn := range functions {
-			for _, e := range fn.Events {
-				if e.Type == "Api" {
-					method, _ := e.Properties["Method"].(string)
-					path, _ := e.Properties["Path"].(string)
-					inTemplate[strings.ToUpper(method)+" "+path] = true
-				}
-			}
+		for _, r := range apiRoutes(t) {
+			inTemplate[r] = true
 		}
 		inMatrix := map[string]bool{}
 		for _, row := range isolationMatrix {
@@ -586,28 +567,6 @@ func (tn *isoTenant) state(t *testing.T) string {
 	return b.String()
 }
 
-// listAll pages through an org's accounts.
-func listAll(t *testing.T, s *local.Stack, org, admin string) []map[string]any {
-	t.Helper()
-	var all []map[string]any
-	cursor := ""
-	for {
-		u := s.URL + "/orgs/" + org + "/service-accounts?limit=100"
-		if cursor != "" {
-			u += "&cursor=" + url.QueryEscape(cursor)
-		}
-		page := call(t, "GET", u, admin, nil).want(t, 200)
-		for _, it := range page.body["items"].([]any) {
-			all = append(all, it.(map[string]any))
-		}
-		next, _ := page.body["nextCursor"].(string)
-		if next == "" {
-			return all
-		}
-		cursor = next
-	}
-}
-
 // tokenState renders the tokens of one account: id, status and revocation time.
 func tokenState(t *testing.T, s *local.Stack, org, admin, saID string) string {
 	t.Helper()
@@ -622,81 +581,4 @@ func tokenState(t *testing.T, s *local.Stack, org, admin, saID string) string {
 		fmt.Fprintf(&b, "  %v %v revokedAt=%v\n", tk["id"], tk["status"], tk["revokedAt"])
 	}
 	return b.String()
-}
-
-// unknownToken returns a well-formed token with a valid checksum that no stack ever issued.
-func unknownToken(t testing.TB) string {
-	t.Helper()
-	tok, err := token.Generate(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
-// withTypo changes the last character of a token, as a mistyped paste would; the checksum
-// catches every single-character change.
-func withTypo(tok string) string {
-	last := tok[len(tok)-1]
-	repl := byte('A')
-	if last == 'A' {
-		repl = 'B'
-	}
-	return tok[:len(tok)-1] + string(repl)
-}
-
-// exchangeText is everything a client sees of a response, for leak and equality checks:
-// status, headers a client can read (Date aside, which differs between any two responses)
-// and body.
-func exchangeText(r response) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d\n", r.status)
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range r.header {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
-		if k == "Date" {
-			continue
-		}
-		fmt.Fprintf(&b, "%s: %s\n", k, strings.Join(r.header[k], ", "))
-	}
-	b.WriteString(r.raw)
-	return b.String()
-}
-
-// rpcWhoami calls the whoami tool of the MCP endpoint in one request, as the README's curl
-// does: the server is stateless, so a tools/call needs no initialize before it.
-func rpcWhoami(t testing.TB, u, bearer string) response {
-	t.Helper()
-	h := http.Header{}
-	h.Set("Content-Type", "application/json")
-	h.Set("Accept", "application/json, text/event-stream")
-	if bearer != "" {
-		h.Set("Authorization", "Bearer "+bearer)
-	}
-	return exchange(t, "POST", u, h,
-		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`)
-}
-
-// exchange makes one request with exactly the headers given, for callers that need more
-// control than call gives (another scheme, a raw Authorization value, Accept).
-func exchange(t testing.TB, method, u string, h http.Header, body string) response {
-	t.Helper()
-	req, err := http.NewRequest(method, u, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header = h
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	r := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
-	_ = json.Unmarshal(raw, &r.body)
-	return r
 }

@@ -3,7 +3,6 @@ package local_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,8 +29,6 @@ import (
 	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 	"github.com/opentrace/service-accounts/pkg/local"
 	"github.com/opentrace/service-accounts/pkg/localidp"
-	"github.com/opentrace/service-accounts/pkg/template"
-	"github.com/opentrace/service-accounts/pkg/token"
 	"github.com/opentrace/service-accounts/pkg/wire"
 )
 
@@ -298,26 +295,7 @@ func (c *oaContract) requireEveryOutcome(t *testing.T) {
 // gives API Gateway, which are the routes the local stack serves.
 func TestOpenAPIRoutesMatchTemplate(t *testing.T) {
 	c := oaLoadContract(t)
-	tpl, err := template.Load("../../template.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	functions, err := tpl.Functions()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var served []string
-	for _, f := range functions {
-		for _, e := range f.Events {
-			if e.Type != "Api" {
-				continue
-			}
-			method, _ := e.Properties["Method"].(string)
-			path, _ := e.Properties["Path"].(string)
-			served = append(served, strings.ToUpper(method)+" "+path)
-		}
-	}
-	slices.Sort(served)
+	served := apiRoutes(t)
 	documented := c.operations()
 	for _, op := range documented {
 		if !slices.Contains(served, op) {
@@ -594,7 +572,7 @@ func oaDriveStack(t *testing.T, c *oaContract) {
 			refusal("no Authorization header", "", nil, 401, false),
 			refusal("another scheme", "", map[string]string{"Authorization": "Basic dXNlcjpwYXNz"}, 401, false),
 			refusal("revoked token", revoked["token"].(string), nil, 401, true),
-			refusal("unknown token", oaUnknownToken(t), nil, 401, true),
+			refusal("unknown token", unknownToken(t), nil, 401, true),
 		)
 		if oaIsManagement(tg.op) {
 			cases = append(cases,
@@ -658,16 +636,6 @@ func oaFailures(tg oaTarget, admin, secret string, status int) []oaExchange {
 			status: status, media: oaProblem, valid: true})
 	}
 	return out
-}
-
-// oaUnknownToken returns a well-formed token (prefix, checksum) that was never issued.
-func oaUnknownToken(t *testing.T) string {
-	t.Helper()
-	s, err := token.Generate(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // oaFaultStack is a stack for the outcomes a healthy, correctly configured deployment never

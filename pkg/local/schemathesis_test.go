@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/opentrace/service-accounts/pkg/testkit"
 )
 
 // stSeed fixes schemathesis's random choices, so a failure found once is found again by the
@@ -20,26 +22,6 @@ const stSeed = "20261128"
 // stMaxExamples bounds the test cases per operation and phase: 12 operations then run in well
 // under two minutes on two cores, race detector included.
 const stMaxExamples = "25"
-
-// schemathesisBinary is the schemathesis CLI of the project's virtualenv, or $SCHEMATHESIS.
-// Its absence fails the test: `make test` installs it, and a skipped contract test would
-// pass silently on exactly the machine that never ran it.
-func schemathesisBinary(t *testing.T) string {
-	t.Helper()
-	bin := os.Getenv("SCHEMATHESIS")
-	if bin == "" {
-		bin = "../../.venv/bin/schemathesis"
-	}
-	abs, err := filepath.Abs(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(abs); err != nil {
-		t.Fatalf("schemathesis is not installed at %s (%v): run `make test`, which installs it into .venv, "+
-			"or set SCHEMATHESIS to its path", abs, err)
-	}
-	return abs
-}
 
 // TestSchemathesis runs schemathesis against the local stack with openapi.yaml: generated
 // valid and invalid requests to every operation as an org_acme admin, each answer checked
@@ -57,7 +39,7 @@ func schemathesisBinary(t *testing.T) string {
 // MCP SDK, not the contract, decides that; GET and DELETE there are expected to be 405.
 // The checks left out everywhere, and why, are in stConfig.
 func TestSchemathesis(t *testing.T) {
-	bin := schemathesisBinary(t)
+	bin := testkit.Installed(t, "schemathesis", "SCHEMATHESIS", "../../.venv/bin/schemathesis")
 	spec, err := filepath.Abs(oaSpecPath)
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/opentrace/service-accounts/pkg/local"
-	"github.com/opentrace/service-accounts/pkg/template"
+	"github.com/opentrace/service-accounts/pkg/testworld"
 )
 
 // TestServesEveryRouteOfTheTemplate: every route of template.yaml reaches its function
@@ -17,14 +17,7 @@ import (
 // local wiring, and every stream subscription is running.
 func TestServesEveryRouteOfTheTemplate(t *testing.T) {
 	s, _ := startStack(t)
-	tpl, err := template.Load("../../template.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	functions, err := tpl.Functions()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, functions := testworld.Functions(t)
 	admin := devToken(t, s, "org_acme", "admin", "user_alice")
 	routes, subscriptions := 0, 0
 	for id, f := range functions {

@@ -16,21 +16,15 @@ import (
 	"testing"
 
 	"github.com/opentrace/service-accounts/pkg/local"
-	"github.com/opentrace/service-accounts/pkg/template"
+	"github.com/opentrace/service-accounts/pkg/testkit"
+	"github.com/opentrace/service-accounts/pkg/testworld"
 )
 
 // TestMainsUseTheStacksConstructors: every function of template.yaml is built in exactly one
 // place. Its functions/<name>/main.go (the directory the Makefile builds for <Name>Function)
 // hands wire.Start the very constructor the local stack and the tests build it with.
 func TestMainsUseTheStacksConstructors(t *testing.T) {
-	tpl, err := template.Load("../../template.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	functions, err := tpl.Functions()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, functions := testworld.Functions(t)
 	dirs, _ := filepath.Glob("../../functions/*/main.go")
 	if len(dirs) != len(functions) || len(local.Constructors) != len(functions) {
 		t.Fatalf("%d mains, %d constructors, %d functions in the template", len(dirs), len(local.Constructors), len(functions))
@@ -145,7 +139,7 @@ func TestMissingPermissionFailsAsInAWS(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ln.Close()
-		s, err := local.Start(context.Background(), ln, local.Options{Template: path, Logs: &logBuffer{}})
+		s, err := local.Start(context.Background(), ln, local.Options{Template: path, Logs: &testkit.Buffer{}})
 		if err == nil {
 			s.Close()
 			t.Fatal("the stack started a function whose role cannot read its secret")
@@ -178,7 +172,7 @@ func TestParameterOverrides(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := local.Start(context.Background(), ln, local.Options{Template: "../../template.yaml", Params: tc.params, Logs: &logBuffer{}})
+		s, err := local.Start(context.Background(), ln, local.Options{Template: "../../template.yaml", Params: tc.params, Logs: &testkit.Buffer{}})
 		ln.Close()
 		if err == nil {
 			s.Close()

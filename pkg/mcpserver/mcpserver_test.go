@@ -1,10 +1,6 @@
 package mcpserver_test
 
 import (
-	"reflect"
-
-	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
-
 	"bytes"
 	"cmp"
 	"context"
@@ -14,10 +10,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +21,8 @@ import (
 
 	"github.com/opentrace/service-accounts/pkg/apigw"
 	"github.com/opentrace/service-accounts/pkg/mcpserver"
+	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+	"github.com/opentrace/service-accounts/pkg/testkit"
 )
 
 // Tokens of the fake authorizer. They only need to be distinct strings: the real format and
@@ -48,24 +45,6 @@ var callers = map[string]sa.Principal{
 		ServiceAccountID: "sa_02", ServiceAccountName: "github-actions-prod", TokenID: "tok_02",
 	},
 	memberToken: {Type: sa.PrincipalUser, OrgID: "org_acme", Subject: "user_member", Role: sa.RoleMember},
-}
-
-// logBuffer is a log sink the server's goroutines may write to while the test reads it.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // startGateway serves the MCP Lambda handler the way API Gateway does: a TOKEN authorizer
@@ -137,7 +116,7 @@ func connect(ctx context.Context, t *testing.T, url, token, protocolVersion stri
 // TestWhoamiThroughAPIGateway drives the server with the official MCP Go SDK client through
 // the same path a request takes in AWS: authorizer, proxy event, Lambda handler, response.
 func TestWhoamiThroughAPIGateway(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &testkit.Buffer{}
 	srv := startGateway(t, logs)
 	for _, tc := range []struct {
 		name    string
@@ -248,15 +227,7 @@ func whoamiSession(t *testing.T, url, token, protocolVersion, want, wantErr stri
 // loadEvent reads an events/ fixture: the same files `sam local invoke` uses.
 func loadEvent(t *testing.T, name string) events.APIGatewayProxyRequest {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "events", name+".json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev events.APIGatewayProxyRequest
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		t.Fatal(err)
-	}
-	return ev
+	return testkit.LoadEvent(t, filepath.Join("..", "..", "events", name+".json"))
 }
 
 // TestInitializeFixture invokes the Lambda handler with events/mcp.json, as

@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/opentrace/service-accounts/pkg/secrets"
+	"github.com/opentrace/service-accounts/pkg/testkit"
 	"github.com/opentrace/service-accounts/pkg/token"
 )
 
@@ -89,26 +89,10 @@ func assertNoLeak(t *testing.T, what, s string) {
 	}
 }
 
-// fakeClock is a settable clock for WithClock; the refresh goroutine reads it, so it locks.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+// newFakeClock returns a settable clock for WithClock, safe for the refresh goroutine that
+// reads it.
+func newFakeClock() *testkit.Clock {
+	return testkit.NewClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 }
 
 // mustStatic builds a Static or fails the test.

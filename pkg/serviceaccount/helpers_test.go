@@ -3,7 +3,6 @@ package serviceaccount_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,32 +10,15 @@ import (
 	"github.com/opentrace/service-accounts/pkg/dynamo/dynamotest"
 	"github.com/opentrace/service-accounts/pkg/secrets"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+	"github.com/opentrace/service-accounts/pkg/testkit"
 	"github.com/opentrace/service-accounts/pkg/token"
 )
-
-// clock is a settable clock, safe for the concurrent tests.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 type env struct {
 	svc   *sa.Service
 	store *dynamo.Store
 	db    *dynamotest.DB
-	clock *clock
+	clock *testkit.Clock // safe for the concurrent tests
 	ctx   context.Context
 }
 
@@ -51,7 +33,7 @@ func newEnv(t testing.TB, opts ...sa.Option) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	c := testkit.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	store, err := dynamo.New(db.Client, db.Table, []byte(strings.Repeat("c", 32)), dynamo.WithClock(c.Now))
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@
 package testworld
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +26,7 @@ import (
 	"github.com/opentrace/service-accounts/pkg/secrets"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 	"github.com/opentrace/service-accounts/pkg/template"
+	"github.com/opentrace/service-accounts/pkg/testkit"
 	"github.com/opentrace/service-accounts/pkg/token"
 	"github.com/opentrace/service-accounts/pkg/wire"
 )
@@ -42,9 +41,9 @@ var Template = func() string {
 // until the test moves it.
 type World struct {
 	*local.Stack
-	Clock *Clock
+	Clock *testkit.Clock
 	Tap   *dynamotest.Tap // every function's AWS calls, after the IAM check
-	Logs  *Buffer         // the stack's and the functions' log lines
+	Logs  *testkit.Buffer // the stack's and the functions' log lines
 	Ctx   context.Context
 	app   *wire.App
 }
@@ -53,7 +52,7 @@ type World struct {
 // them), on a table of its own, stopped when the test ends.
 func New(tb testing.TB, params map[string]string) *World {
 	tb.Helper()
-	w := &World{Clock: NewClock(time.Now().UTC().Truncate(time.Millisecond)), Tap: &dynamotest.Tap{}, Logs: &Buffer{}, Ctx: context.Background()}
+	w := &World{Clock: testkit.NewClock(time.Now().UTC().Truncate(time.Millisecond)), Tap: &dynamotest.Tap{}, Logs: &testkit.Buffer{}, Ctx: context.Background()}
 	opts := local.Options{
 		Template: Template, Params: params, Logs: w.Logs, Now: w.Clock.Now, RetryBackoff: time.Millisecond,
 		Transport: func(next http.RoundTripper) http.RoundTripper { w.Tap.Next = next; return w.Tap },
@@ -98,10 +97,8 @@ func (w *World) App(tb testing.TB) *wire.App {
 	return w.app
 }
 
-// FunctionClient is a DynamoDB client on db's table with the IAM role template.yaml gives
-// function: calls its role does not allow fail as AWS fails them. It is for unit tests that
-// build a function's parts themselves.
-func FunctionClient(tb testing.TB, function string, db *dynamotest.DB) *dynamodb.Client {
+// Functions loads template.yaml and returns it with its functions, by logical id.
+func Functions(tb testing.TB) (*template.Template, map[string]template.Function) {
 	tb.Helper()
 	tpl, err := template.Load(Template)
 	if err != nil {
@@ -111,6 +108,31 @@ func FunctionClient(tb testing.TB, function string, db *dynamotest.DB) *dynamodb
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return tpl, functions
+}
+
+// Events are the events of type typ (Api, DynamoDB, Schedule, ...) of template.yaml's
+// functions, in no particular order.
+func Events(tb testing.TB, typ string) []template.Event {
+	tb.Helper()
+	_, functions := Functions(tb)
+	var events []template.Event
+	for _, f := range functions {
+		for _, e := range f.Events {
+			if e.Type == typ {
+				events = append(events, e)
+			}
+		}
+	}
+	return events
+}
+
+// FunctionClient is a DynamoDB client on db's table with the IAM role template.yaml gives
+// function: calls its role does not allow fail as AWS fails them. It is for unit tests that
+// build a function's parts themselves.
+func FunctionClient(tb testing.TB, function string, db *dynamotest.DB) *dynamodb.Client {
+	tb.Helper()
+	tpl, functions := Functions(tb)
 	f, ok := functions[function]
 	if !ok {
 		tb.Fatalf("template.yaml has no function %s", function)
@@ -128,55 +150,6 @@ func FunctionClient(tb testing.TB, function string, db *dynamotest.DB) *dynamodb
 	}
 	env := &iam.Environment{Region: local.Region, Account: local.AccountID, PartitionKeys: map[string]string{db.Table: "pk"}}
 	return dynamotest.NewClient(db.URL, &iam.Transport{Role: role, Env: env, Next: db.Tap})
-}
-
-// Clock is a settable clock, safe for concurrent use.
-type Clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-// NewClock returns a clock stopped at now.
-func NewClock(now time.Time) *Clock { return &Clock{now: now} }
-
-// Now tells the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Set moves the clock to t.
-func (c *Clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// Buffer collects log lines from concurrent writers.
-type Buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *Buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-// String returns everything written so far.
-func (b *Buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // CursorKey signs the cursors of Service's store.

@@ -3,13 +3,11 @@ package token_test
 import (
 	"errors"
 	"hash/crc32"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/opentrace/service-accounts/pkg/testkit"
 	"github.com/opentrace/service-accounts/pkg/token"
 )
 
@@ -74,44 +72,14 @@ func FuzzParse(f *testing.F) {
 // TestFuzzCorpus keeps the committed seeds meaningful: files named valid*
 // hold tokens that parse, and every other file holds one that does not.
 func TestFuzzCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzParse")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) < 8 {
-		t.Errorf("corpus has %d files, want at least 8", len(entries))
-	}
-	for _, e := range entries {
-		t.Run(e.Name(), func(t *testing.T) {
-			s := readCorpusString(t, filepath.Join(dir, e.Name()))
+	for _, f := range testkit.Corpus(t, "FuzzParse", 8) {
+		t.Run(f.Name, func(t *testing.T) {
+			var s string
+			f.Scan(t, &s)
 			err := token.Parse(s)
-			if wantValid := strings.HasPrefix(e.Name(), "valid"); wantValid != (err == nil) {
+			if wantValid := strings.HasPrefix(f.Name, "valid"); wantValid != (err == nil) {
 				t.Errorf("Parse(%q) = %v; file name says valid=%v", s, err, wantValid)
 			}
 		})
 	}
-}
-
-// readCorpusString reads a one-string "go test fuzz v1" file.
-func readCorpusString(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) != 2 || lines[0] != "go test fuzz v1" {
-		t.Fatalf("%s is not a one-value go test fuzz v1 file", path)
-	}
-	lit, hasPrefix := strings.CutPrefix(lines[1], "string(")
-	lit, hasSuffix := strings.CutSuffix(lit, ")")
-	if !hasPrefix || !hasSuffix {
-		t.Fatalf("%s: want a string(...) line, got %q", path, lines[1])
-	}
-	s, err := strconv.Unquote(lit)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return s
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/opentrace/service-accounts/pkg/dynamolocal"
 	"github.com/opentrace/service-accounts/pkg/secrets"
 	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
+	"github.com/opentrace/service-accounts/pkg/testkit"
 	"github.com/opentrace/service-accounts/pkg/token"
 )
 
@@ -291,7 +292,7 @@ func coldStart(rie, bootstrap string, env []string, event []byte, check func([]b
 	cmd := exec.Command(rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", apiAddr, bootstrap)
 	cmd.Dir = filepath.Dir(bootstrap)
 	cmd.Env = env
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{} // the emulator's output, read while it runs
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -381,24 +382,6 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
-}
-
-// lockedBuffer collects a child process's output while the suite reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func pick(ss []coldSample, f func(coldSample) float64) float64 {

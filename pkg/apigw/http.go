@@ -188,18 +188,8 @@ func (w *responseBuffer) response() events.APIGatewayProxyResponse {
 		header.Set("Content-Type", http.DetectContentType(body))
 	}
 	resp := events.APIGatewayProxyResponse{StatusCode: w.status}
-	if len(header) > 0 {
-		resp.Headers = make(map[string]string, len(header))
-		resp.MultiValueHeaders = make(map[string][]string, len(header))
-		for k, vs := range header {
-			if len(vs) == 0 {
-				continue
-			}
-			// API Gateway merges the two maps without repeating a value present in both.
-			resp.Headers[k] = vs[0]
-			resp.MultiValueHeaders[k] = slices.Clone(vs)
-		}
-	}
+	// API Gateway merges the two maps without repeating a value present in both.
+	resp.Headers, resp.MultiValueHeaders = split(header, func(vs []string) string { return vs[0] })
 	if isText(header.Get("Content-Type"), body) {
 		resp.Body = string(body)
 	} else {
@@ -269,26 +259,11 @@ func EventFromHTTP(r *http.Request, resource string, pathParams map[string]strin
 	}
 	clientIP := remoteIP(r.RemoteAddr)
 	forwardedHeaders(header, r, clientIP)
-	if len(header) > 0 {
-		ev.Headers = make(map[string]string, len(header))
-		ev.MultiValueHeaders = make(map[string][]string, len(header))
-		for k, vs := range header {
-			if len(vs) == 0 {
-				continue
-			}
-			ev.Headers[k] = vs[len(vs)-1]
-			ev.MultiValueHeaders[k] = slices.Clone(vs)
-		}
-	}
-
-	if q := rawQuery(r.URL.RawQuery); len(q) > 0 {
-		ev.QueryStringParameters = make(map[string]string, len(q))
-		ev.MultiValueQueryStringParameters = make(map[string][]string, len(q))
-		for k, vs := range q {
-			ev.QueryStringParameters[k] = vs[len(vs)-1]
-			ev.MultiValueQueryStringParameters[k] = slices.Clone(vs)
-		}
-	}
+	// A repeated header or query parameter is its last value in the single-value maps, as API
+	// Gateway fills them.
+	last := func(vs []string) string { return vs[len(vs)-1] }
+	ev.Headers, ev.MultiValueHeaders = split(header, last)
+	ev.QueryStringParameters, ev.MultiValueQueryStringParameters = split(rawQuery(r.URL.RawQuery), last)
 	if len(pathParams) > 0 {
 		ev.PathParameters = maps.Clone(pathParams)
 	}
@@ -432,4 +407,20 @@ func writeGatewayError(w http.ResponseWriter) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(gatewayError)))
 	w.WriteHeader(http.StatusBadGateway)
 	_, _ = io.WriteString(w, gatewayError)
+}
+
+// split turns a map of repeated values into API Gateway's two maps: one value per name (pick
+// chooses it) and every value; nil maps when there is nothing.
+func split(m map[string][]string, pick func([]string) string) (map[string]string, map[string][]string) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	one, all := make(map[string]string, len(m)), make(map[string][]string, len(m))
+	for k, vs := range m {
+		if len(vs) == 0 {
+			continue
+		}
+		one[k], all[k] = pick(vs), slices.Clone(vs)
+	}
+	return one, all
 }

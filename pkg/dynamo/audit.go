@@ -126,9 +126,9 @@ func (s *Store) ScanAudit(ctx context.Context, cursor string, limit int) (audit.
 	if err != nil {
 		return audit.Page{}, classify("audit scan", err)
 	}
-	var items []auditScanItem
-	if err := attributevalue.UnmarshalListOfMaps(out.Items, &items); err != nil {
-		return audit.Page{}, sa.Internal(fmt.Errorf("unmarshal scanned items: %w", err))
+	items, err := decodeAll[auditScanItem](out.Items, "audit scan")
+	if err != nil {
+		return audit.Page{}, err
 	}
 	var page audit.Page
 	seen := map[string]bool{}
@@ -266,12 +266,13 @@ func (s *Store) MarkedOrgs(ctx context.Context, runAt time.Time, after string, l
 	if err != nil {
 		return nil, false, classify("list marked orgs", err)
 	}
-	var items []struct {
+	type mark struct {
 		SK          string `dynamodbav:"sk"`
 		HasFindings bool   `dynamodbav:"hasFindings"`
 	}
-	if err := attributevalue.UnmarshalListOfMaps(out.Items, &items); err != nil {
-		return nil, false, sa.Internal(fmt.Errorf("unmarshal marked orgs: %w", err))
+	items, err := decodeAll[mark](out.Items, "marked orgs")
+	if err != nil {
+		return nil, false, err
 	}
 	orgs := make([]audit.OrgMark, 0, len(items))
 	for _, it := range items {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/oklog/ulid/v2"
@@ -137,9 +136,9 @@ func (s *Store) finishDelete(ctx context.Context, a accountItem) error {
 		if len(out.Items) == 0 {
 			break
 		}
-		var tokens []tokenItem
-		if err := attributevalue.UnmarshalListOfMaps(out.Items, &tokens); err != nil {
-			return sa.Internal(fmt.Errorf("unmarshal tokens: %w", err))
+		tokens, err := decodeAll[tokenItem](out.Items, "delete service account: read tokens")
+		if err != nil {
+			return err
 		}
 		var tx txn
 		for _, t := range tokens {

@@ -177,9 +177,9 @@ func (s *Store) ListServiceAccounts(ctx context.Context, orgID string, limit int
 	if err != nil {
 		return sa.ServiceAccountPage{}, classify("list service accounts", err)
 	}
-	var items []accountItem
-	if err := attributevalue.UnmarshalListOfMaps(out.Items, &items); err != nil {
-		return sa.ServiceAccountPage{}, sa.Internal(fmt.Errorf("unmarshal accounts: %w", err))
+	items, err := decodeAll[accountItem](out.Items, "list service accounts")
+	if err != nil {
+		return sa.ServiceAccountPage{}, err
 	}
 	page := sa.ServiceAccountPage{Items: make([]sa.ServiceAccount, 0, min(len(items), limit))}
 	for i, it := range items {

@@ -138,9 +138,9 @@ func query[T any](ctx context.Context, s *Store, what string, in *dynamodb.Query
 		if err != nil {
 			return classify(what, err)
 		}
-		var items []T
-		if err := attributevalue.UnmarshalListOfMaps(out.Items, &items); err != nil {
-			return sa.Internal(fmt.Errorf("%s: unmarshal: %w", what, err))
+		items, err := decodeAll[T](out.Items, what)
+		if err != nil {
+			return err
 		}
 		if err := each(items); err != nil {
 			return err
@@ -157,4 +157,14 @@ func queryAll[T any](ctx context.Context, s *Store, what string, in *dynamodb.Qu
 		return nil
 	})
 	return all, err
+}
+
+// decodeAll decodes items the table returned into Ts; one it cannot decode was not written by
+// this package, EINTERNAL. what names the read.
+func decodeAll[T any](items []map[string]types.AttributeValue, what string) ([]T, error) {
+	var out []T
+	if err := attributevalue.UnmarshalListOfMaps(items, &out); err != nil {
+		return nil, sa.Internal(fmt.Errorf("%s: unmarshal: %w", what, err))
+	}
+	return out, nil
 }

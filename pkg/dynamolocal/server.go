@@ -284,15 +284,10 @@ func (s *Server) putItem(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.table(in.TableName)
+	t, err := s.checked(in.TableName, func(t *table) *apiError { return t.checkItem(in.Item) },
+		expressions{exprs: map[string]*string{"ConditionExpression": in.ConditionExpression},
+			names: in.ExpressionAttributeNames, values: in.ExpressionAttributeValues})
 	if err != nil {
-		return nil, err
-	}
-	if err := t.checkItem(in.Item); err != nil {
-		return nil, err
-	}
-	if err := (expressions{exprs: map[string]*string{"ConditionExpression": in.ConditionExpression},
-		names: in.ExpressionAttributeNames, values: in.ExpressionAttributeValues}).check(); err != nil {
 		return nil, err
 	}
 	before := s.get(ctx, in.TableName, t.keyOf(in.Item))
@@ -310,15 +305,9 @@ func (s *Server) deleteItem(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.table(in.TableName)
-	if err != nil {
-		return nil, err
-	}
-	if err := t.checkKey(in.Key); err != nil {
-		return nil, err
-	}
-	if err := (expressions{exprs: map[string]*string{"ConditionExpression": in.ConditionExpression},
-		names: in.ExpressionAttributeNames, values: in.ExpressionAttributeValues}).check(); err != nil {
+	if _, err := s.checked(in.TableName, func(t *table) *apiError { return t.checkKey(in.Key) },
+		expressions{exprs: map[string]*string{"ConditionExpression": in.ConditionExpression},
+			names: in.ExpressionAttributeNames, values: in.ExpressionAttributeValues}); err != nil {
 		return nil, err
 	}
 	before := s.get(ctx, in.TableName, in.Key)
@@ -329,6 +318,22 @@ func (s *Server) deleteItem(ctx context.Context, body []byte) (any, error) {
 		return map[string]any{"Attributes": wireItem(before)}, nil
 	}
 	return map[string]any{}, nil
+}
+
+// checked finds the table a single-item write names and checks the request as DynamoDB does
+// before anything is written: its key or item (check), and its expressions.
+func (s *Server) checked(name *string, check func(*table) *apiError, exprs expressions) (*table, error) {
+	t, err := s.table(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := check(t); err != nil {
+		return nil, err
+	}
+	if err := exprs.check(); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 // conditionItem attaches the item as it was to a failed condition, when the caller asked for
@@ -348,15 +353,10 @@ func (s *Server) updateItem(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.table(in.TableName)
+	t, err := s.checked(in.TableName, func(t *table) *apiError { return t.checkKey(in.Key) },
+		expressions{exprs: map[string]*string{"UpdateExpression": in.UpdateExpression, "ConditionExpression": in.ConditionExpression},
+			names: in.ExpressionAttributeNames, values: in.ExpressionAttributeValues})
 	if err != nil {
-		return nil, err
-	}
-	if err := t.checkKey(in.Key); err != nil {
-		return nil, err
-	}
-	if err := (expressions{exprs: map[string]*string{"UpdateExpression": in.UpdateExpression, "ConditionExpression": in.ConditionExpression},
-		names: in.ExpressionAttributeNames, values: in.ExpressionAttributeValues}).check(); err != nil {
 		return nil, err
 	}
 	before := s.get(ctx, in.TableName, in.Key)

@@ -43,7 +43,8 @@ moto-test: python-tools
 
 # Each fuzz target runs briefly in `make test`, longer under `make fuzz`.
 FUZZ_TARGETS := ./pkg/token:FuzzParse ./pkg/authorizer:FuzzParseBearer ./pkg/authorizer:FuzzAuthorizer \
-	./pkg/authorizer:FuzzJWT ./pkg/apigw:FuzzDecode ./pkg/apigw:FuzzHandlers ./pkg/dynamo:FuzzCursor
+	./pkg/authorizer:FuzzJWT ./pkg/apigw:FuzzDecode ./pkg/apigw:FuzzHandlers ./pkg/dynamo:FuzzCursor \
+	./pkg/serviceaccount:FuzzIDChecks
 FUZZTIME ?= 10s
 fuzz-smoke:
 	@for t in $(FUZZ_TARGETS); do \

@@ -12,8 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 	"golang.org/x/sync/errgroup"
+
+	sa "github.com/opentrace/service-accounts/pkg/serviceaccount"
 )
 
 // Actor is who the audit trail names for the audit's own revocations.

@@ -11,7 +11,7 @@ import (
 // used to panic the authorizer (errors.Unwrap returned nil).
 func TestReasonWithoutCause(t *testing.T) {
 	for err, want := range map[error]string{
-		sa.Errorf(sa.EUNAUTHORIZED, "Unauthorized"):                                        "unauthorized: Unauthorized",
+		sa.Errorf(sa.EUNAUTHORIZED, "Unauthorized"):                                            "unauthorized: Unauthorized",
 		&sa.Error{Code: sa.EUNAUTHORIZED, Message: "Unauthorized", Err: errors.New("expired")}: "expired",
 	} {
 		if got := reason(err); got != want {

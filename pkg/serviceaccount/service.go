@@ -438,4 +438,3 @@ func checkOrg(orgID string) error {
 	}
 	return nil
 }
-

@@ -199,7 +199,7 @@ func (r *sizeResult) addRows(t *table) {
 		case "sdkhello":
 			t.add(s, "SDK hello: a DynamoDB client and one GetItem (baseline)", fmt.Sprintf("%.1f MB", mb(r.arm64[fn])), "")
 		case "authorizer":
-			t.addGoal(s, "authorizer", goal{name: "authorizer_binary_mb", value: mb(r.arm64[fn]), op: "<=", target: 8, format: "%.2f"}, "",
+			t.addGoal(s, "authorizer", goal{name: "authorizer_binary_mb", value: mb(r.arm64[fn]), op: "<=", target: 8, format: "%.2f"}, "MB",
 				fmt.Sprintf("%.2f MB over the SDK hello", mb(r.arm64[fn]-r.arm64["sdkhello"])))
 		default:
 			t.add(s, fn, fmt.Sprintf("%.1f MB", mb(r.arm64[fn])), "")
@@ -209,7 +209,7 @@ func (r *sizeResult) addRows(t *table) {
 	var top []string
 	for i, p := range r.unneeded {
 		unneeded += p.size
-		if i < 6 {
+		if i < 6 && p.size >= 500 {
 			top = append(top, fmt.Sprintf("%s %.0f KB", strings.TrimPrefix(p.pkg, "github.com/"), float64(p.size)/1e3))
 		}
 	}

@@ -14,51 +14,49 @@ import (
 // The two tenants of the isolation tests. Account names carry the org's name so that a value
 // of one org found in a response to the other is unmistakable, and never a coincidence.
 const (
-	isoOrg   = "org_acme"     // the org under test
-	isoOther = "org_umbrella" // another tenant of the same deployment
+	testOrg  = "org_acme"     // the org under test
+	otherOrg = "org_umbrella" // another tenant of the same deployment
 )
 
 // Principals of the isolation matrix, in the order of the columns of isolationMatrix.
 const (
-	isoAdmin       = iota // a dashboard admin of the org
-	isoMember             // a dashboard member of the org
-	isoOtherAdmin         // a dashboard admin of the other org
-	isoToken              // a service-account token of the org
-	isoOtherToken         // a service-account token of the other org
-	isoRevoked            // a token of the org, revoked
-	isoUnknown            // a well-formed token with a valid checksum that was never issued
-	isoBadChecksum        // a token of the org with one character changed: a typo
-	isoNotAToken          // a string that is neither a token nor a JWT
-	isoNoHeader           // no Authorization header at all
-	isoPrincipals
+	adminOfOrg      = iota // a dashboard admin of the org
+	memberOfOrg            // a dashboard member of the org
+	adminOfOtherOrg        // a dashboard admin of the other org
+	tokenOfOrg             // a service-account token of the org
+	tokenOfOtherOrg        // a service-account token of the other org
+	revokedToken           // a token of the org, revoked
+	unissuedToken          // a well-formed token with a valid checksum that was never issued
+	badChecksum            // a token of the org with one character changed: a typo
+	notAToken              // a string that is neither a token nor a JWT
+	noHeader               // no Authorization header at all
+	numPrincipals
 )
 
-// isoPrincipal is who calls, as the matrix sees it.
-type isoPrincipal struct {
+// principals says who each principal is, as the matrix sees it.
+var principals = [numPrincipals]struct {
 	name string
 	// org is the org whose identity the data routes must report; "" for a principal the
 	// authorizer refuses.
 	org string
 	// foreign principals may learn nothing of the org: they are outside it, or not an identity.
 	foreign bool
+}{
+	adminOfOrg:      {name: "AdminOfOrg", org: testOrg},
+	memberOfOrg:     {name: "MemberOfOrg", org: testOrg},
+	adminOfOtherOrg: {name: "AdminOfOtherOrg", org: otherOrg, foreign: true},
+	tokenOfOrg:      {name: "TokenOfOrg", org: testOrg},
+	tokenOfOtherOrg: {name: "TokenOfOtherOrg", org: otherOrg, foreign: true},
+	revokedToken:    {name: "RevokedToken", foreign: true},
+	unissuedToken:   {name: "UnknownToken", foreign: true},
+	badChecksum:     {name: "BadChecksum", foreign: true},
+	notAToken:       {name: "NotAToken", foreign: true},
+	noHeader:        {name: "NoHeader", foreign: true},
 }
 
-var isoPrincipalTable = [isoPrincipals]isoPrincipal{
-	isoAdmin:       {name: "AdminOfOrg", org: isoOrg},
-	isoMember:      {name: "MemberOfOrg", org: isoOrg},
-	isoOtherAdmin:  {name: "AdminOfOtherOrg", org: isoOther, foreign: true},
-	isoToken:       {name: "TokenOfOrg", org: isoOrg},
-	isoOtherToken:  {name: "TokenOfOtherOrg", org: isoOther, foreign: true},
-	isoRevoked:     {name: "RevokedToken", foreign: true},
-	isoUnknown:     {name: "UnknownToken", foreign: true},
-	isoBadChecksum: {name: "BadChecksum", foreign: true},
-	isoNotAToken:   {name: "NotAToken", foreign: true},
-	isoNoHeader:    {name: "NoHeader", foreign: true},
-}
-
-// isoRoute is one route of the API, its path as template.yaml writes it. A route with {saId} runs against a fresh account (with one token) of the org,
+// matrixRoute is one route of the API, its path as template.yaml writes it. A route with {saId} runs against a fresh account (with one token) of the org,
 // so that each row starts from the same state whatever the rows before it did.
-type isoRoute struct {
+type matrixRoute struct {
 	name, method, path string
 }
 
@@ -66,28 +64,28 @@ type isoRoute struct {
 // anything that is not a valid identity, 403 for a valid identity outside what it may (a token
 // on /orgs/…, another org's user, a member writing), and the function's own answer otherwise.
 var isolationMatrix = []struct {
-	want  [isoPrincipals]int
-	route isoRoute
+	want  [numPrincipals]int
+	route matrixRoute
 }{
 	// Columns: admin, member, the other org's admin, a token, the other org's token, revoked,
 	// unknown, bad checksum, not a token, no header.
 	//                  Adm  Mem  OAdm Tok  OTok Rev  Unkn Typo NotT None
-	{[isoPrincipals]int{201, 403, 403, 403, 403, 401, 401, 401, 401, 401}, isoRoute{"Create", "POST", "/orgs/{orgId}/service-accounts"}},
-	{[isoPrincipals]int{200, 200, 403, 403, 403, 401, 401, 401, 401, 401}, isoRoute{"List", "GET", "/orgs/{orgId}/service-accounts"}},
-	{[isoPrincipals]int{200, 200, 403, 403, 403, 401, 401, 401, 401, 401}, isoRoute{"Get", "GET", "/orgs/{orgId}/service-accounts/{saId}"}},
-	{[isoPrincipals]int{204, 403, 403, 403, 403, 401, 401, 401, 401, 401}, isoRoute{"Delete", "DELETE", "/orgs/{orgId}/service-accounts/{saId}"}},
-	{[isoPrincipals]int{201, 403, 403, 403, 403, 401, 401, 401, 401, 401}, isoRoute{"Generate", "POST", "/orgs/{orgId}/service-accounts/{saId}/tokens"}},
-	{[isoPrincipals]int{200, 200, 403, 403, 403, 401, 401, 401, 401, 401}, isoRoute{"ListTokens", "GET", "/orgs/{orgId}/service-accounts/{saId}/tokens"}},
-	{[isoPrincipals]int{204, 403, 403, 403, 403, 401, 401, 401, 401, 401}, isoRoute{"Revoke", "DELETE", "/orgs/{orgId}/service-accounts/{saId}/tokens/{tokenId}"}},
-	{[isoPrincipals]int{200, 200, 403, 403, 403, 401, 401, 401, 401, 401}, isoRoute{"Audit", "GET", "/orgs/{orgId}/audit"}},
-	{[isoPrincipals]int{200, 200, 200, 200, 200, 401, 401, 401, 401, 401}, isoRoute{"Whoami", "GET", "/v1/whoami"}},
-	{[isoPrincipals]int{200, 200, 200, 200, 200, 401, 401, 401, 401, 401}, isoRoute{"MCP", "POST", "/mcp/v1"}},
+	{[numPrincipals]int{201, 403, 403, 403, 403, 401, 401, 401, 401, 401}, matrixRoute{"Create", "POST", "/orgs/{orgId}/service-accounts"}},
+	{[numPrincipals]int{200, 200, 403, 403, 403, 401, 401, 401, 401, 401}, matrixRoute{"List", "GET", "/orgs/{orgId}/service-accounts"}},
+	{[numPrincipals]int{200, 200, 403, 403, 403, 401, 401, 401, 401, 401}, matrixRoute{"Get", "GET", "/orgs/{orgId}/service-accounts/{saId}"}},
+	{[numPrincipals]int{204, 403, 403, 403, 403, 401, 401, 401, 401, 401}, matrixRoute{"Delete", "DELETE", "/orgs/{orgId}/service-accounts/{saId}"}},
+	{[numPrincipals]int{201, 403, 403, 403, 403, 401, 401, 401, 401, 401}, matrixRoute{"Generate", "POST", "/orgs/{orgId}/service-accounts/{saId}/tokens"}},
+	{[numPrincipals]int{200, 200, 403, 403, 403, 401, 401, 401, 401, 401}, matrixRoute{"ListTokens", "GET", "/orgs/{orgId}/service-accounts/{saId}/tokens"}},
+	{[numPrincipals]int{204, 403, 403, 403, 403, 401, 401, 401, 401, 401}, matrixRoute{"Revoke", "DELETE", "/orgs/{orgId}/service-accounts/{saId}/tokens/{tokenId}"}},
+	{[numPrincipals]int{200, 200, 403, 403, 403, 401, 401, 401, 401, 401}, matrixRoute{"Audit", "GET", "/orgs/{orgId}/audit"}},
+	{[numPrincipals]int{200, 200, 200, 200, 200, 401, 401, 401, 401, 401}, matrixRoute{"Whoami", "GET", "/v1/whoami"}},
+	{[numPrincipals]int{200, 200, 200, 200, 200, 401, 401, 401, 401, 401}, matrixRoute{"MCP", "POST", "/mcp/v1"}},
 	// The stateless MCP server has no stream to open and no session to end: 405 from the function.
-	{[isoPrincipals]int{405, 405, 405, 405, 405, 401, 401, 401, 401, 401}, isoRoute{"MCPGet", "GET", "/mcp/v1"}},
-	{[isoPrincipals]int{405, 405, 405, 405, 405, 401, 401, 401, 401, 401}, isoRoute{"MCPDelete", "DELETE", "/mcp/v1"}},
+	{[numPrincipals]int{405, 405, 405, 405, 405, 401, 401, 401, 401, 401}, matrixRoute{"MCPGet", "GET", "/mcp/v1"}},
+	{[numPrincipals]int{405, 405, 405, 405, 405, 401, 401, 401, 401, 401}, matrixRoute{"MCPDelete", "DELETE", "/mcp/v1"}},
 	// The identity provider's webhook has no authorizer: only its signature counts, and no
 	// credential of ours is one. Each principal tries to delete the org.
-	{[isoPrincipals]int{401, 401, 401, 401, 401, 401, 401, 401, 401, 401}, isoRoute{"IdentityWebhook", "POST", "/v1/identity/webhooks"}},
+	{[numPrincipals]int{401, 401, 401, 401, 401, 401, 401, 401, 401, 401}, matrixRoute{"IdentityWebhook", "POST", "/v1/identity/webhooks"}},
 }
 
 // Bodies of the refusals API Gateway sends itself (template.yaml's Gateway Responses). A 403
@@ -99,59 +97,59 @@ const (
 	gatewayNotFound     = `{"message":"Not Found"}`
 )
 
-// isoFixture is the org under test, the other org, and a credential for every principal.
-type isoFixture struct {
+// matrixFixture is the org under test, the other org, and a credential for every principal.
+type matrixFixture struct {
 	s     *local.Stack
-	creds [isoPrincipals]string // the bearer credential of each principal; "" sends no header
+	creds [numPrincipals]string // the bearer credential of each principal; "" sends no header
 	// orgData is every value that identifies something of the org: account ids and names,
 	// token ids, hints and secrets. None may reach a foreign principal.
 	orgData []string
 	n       int // targets created, for unique names
 }
 
-// isoTarget is an account of the org, with one token, that one matrix row acts on.
-type isoTarget struct {
+// matrixTarget is an account of the org, with one token, that one matrix row acts on.
+type matrixTarget struct {
 	saID, tokenID string
 }
 
-func newIsoFixture(t *testing.T) *isoFixture {
+func newMatrixFixture(t *testing.T) *matrixFixture {
 	t.Helper()
 	s, _ := startStack(t)
-	f := &isoFixture{s: s}
-	f.creds[isoAdmin] = devToken(t, s, isoOrg, "admin", "user_alice")
-	f.creds[isoMember] = devToken(t, s, isoOrg, "member", "user_bob")
-	f.creds[isoOtherAdmin] = devToken(t, s, isoOther, "admin", "user_mallory")
+	f := &matrixFixture{s: s}
+	f.creds[adminOfOrg] = devToken(t, s, testOrg, "admin", "user_alice")
+	f.creds[memberOfOrg] = devToken(t, s, testOrg, "member", "user_bob")
+	f.creds[adminOfOtherOrg] = devToken(t, s, otherOrg, "admin", "user_mallory")
 
 	// The org's token principals belong to an account no row acts on, so that a row deleting
 	// or revoking its own target never changes who the other rows' principals are.
 	holder := f.createAccount(t, "acme-iso-token-holder")
-	f.creds[isoToken], _ = f.generate(t, holder)
+	f.creds[tokenOfOrg], _ = f.generate(t, holder)
 	var revokedID string
-	f.creds[isoRevoked], revokedID = f.generate(t, holder)
-	call(t, "DELETE", f.url("/orgs/{orgId}/service-accounts/{saId}/tokens/{tokenId}", isoTarget{holder, revokedID}),
-		f.creds[isoAdmin], nil).want(t, 204)
+	f.creds[revokedToken], revokedID = f.generate(t, holder)
+	call(t, "DELETE", f.url("/orgs/{orgId}/service-accounts/{saId}/tokens/{tokenId}", matrixTarget{holder, revokedID}),
+		f.creds[adminOfOrg], nil).want(t, 204)
 
-	otherAcct := call(t, "POST", s.URL+"/orgs/"+isoOther+"/service-accounts", f.creds[isoOtherAdmin],
+	otherAcct := call(t, "POST", s.URL+"/orgs/"+otherOrg+"/service-accounts", f.creds[adminOfOtherOrg],
 		map[string]string{"name": "umbrella-iso-pipeline"}).want(t, 201).body["id"].(string)
-	f.creds[isoOtherToken] = call(t, "POST", s.URL+"/orgs/"+isoOther+"/service-accounts/"+otherAcct+"/tokens",
-		f.creds[isoOtherAdmin], nil).want(t, 201).body["token"].(string)
+	f.creds[tokenOfOtherOrg] = call(t, "POST", s.URL+"/orgs/"+otherOrg+"/service-accounts/"+otherAcct+"/tokens",
+		f.creds[adminOfOtherOrg], nil).want(t, 201).body["token"].(string)
 
-	f.creds[isoUnknown] = unknownToken(t)
-	f.creds[isoBadChecksum] = withTypo(f.creds[isoToken])
-	f.creds[isoNotAToken] = "not-a-token-at-all"
+	f.creds[unissuedToken] = unknownToken(t)
+	f.creds[badChecksum] = withTypo(f.creds[tokenOfOrg])
+	f.creds[notAToken] = "not-a-token-at-all"
 	return f
 }
 
 // url resolves a route's path for the org and tg.
-func (f *isoFixture) url(path string, tg isoTarget) string {
-	return f.s.URL + strings.NewReplacer("{orgId}", isoOrg, "{saId}", tg.saID, "{tokenId}", tg.tokenID).Replace(path)
+func (f *matrixFixture) url(path string, tg matrixTarget) string {
+	return f.s.URL + strings.NewReplacer("{orgId}", testOrg, "{saId}", tg.saID, "{tokenId}", tg.tokenID).Replace(path)
 }
 
 // createAccount creates an account of the org as its admin and records its id and name as
 // the org's data.
-func (f *isoFixture) createAccount(t *testing.T, name string) string {
+func (f *matrixFixture) createAccount(t *testing.T, name string) string {
 	t.Helper()
-	id := call(t, "POST", f.url("/orgs/{orgId}/service-accounts", isoTarget{}), f.creds[isoAdmin],
+	id := call(t, "POST", f.url("/orgs/{orgId}/service-accounts", matrixTarget{}), f.creds[adminOfOrg],
 		map[string]string{"name": name}).want(t, 201).body["id"].(string)
 	f.orgData = append(f.orgData, id, name)
 	return id
@@ -159,17 +157,17 @@ func (f *isoFixture) createAccount(t *testing.T, name string) string {
 
 // generate issues a token of the org's account saID and records its id, hint and secret as
 // the org's data.
-func (f *isoFixture) generate(t *testing.T, saID string) (secret, tokenID string) {
+func (f *matrixFixture) generate(t *testing.T, saID string) (secret, tokenID string) {
 	t.Helper()
-	r := call(t, "POST", f.url("/orgs/{orgId}/service-accounts/{saId}/tokens", isoTarget{saID: saID}),
-		f.creds[isoAdmin], map[string]string{"name": "iso"}).want(t, 201)
+	r := call(t, "POST", f.url("/orgs/{orgId}/service-accounts/{saId}/tokens", matrixTarget{saID: saID}),
+		f.creds[adminOfOrg], map[string]string{"name": "iso"}).want(t, 201)
 	f.record(r, "token", "id", "hint")
 	return r.body["token"].(string), r.body["id"].(string)
 }
 
 // record adds the named fields of a response body to the org's data. Token names are left
 // out on purpose: they are short words ("ci", "laptop") that any response may hold by chance.
-func (f *isoFixture) record(r response, fields ...string) {
+func (f *matrixFixture) record(r response, fields ...string) {
 	for _, k := range fields {
 		if v, _ := r.body[k].(string); v != "" {
 			f.orgData = append(f.orgData, v)
@@ -178,31 +176,31 @@ func (f *isoFixture) record(r response, fields ...string) {
 }
 
 // target makes the fresh account, with one token, that a row acts on.
-func (f *isoFixture) target(t *testing.T) isoTarget {
+func (f *matrixFixture) target(t *testing.T) matrixTarget {
 	t.Helper()
 	f.n++
 	sa := f.createAccount(t, fmt.Sprintf("acme-iso-target-%02d", f.n))
 	_, tok := f.generate(t, sa)
-	return isoTarget{saID: sa, tokenID: tok}
+	return matrixTarget{saID: sa, tokenID: tok}
 }
 
 // state renders what a write could change in the org, as its admin sees it: every account
 // with its open-token count, and the tokens of tg's account. Last use is left out, because the
 // stream moves it forward on its own.
-func (f *isoFixture) state(t *testing.T, tg isoTarget) string {
+func (f *matrixFixture) state(t *testing.T, tg matrixTarget) string {
 	t.Helper()
 	var b strings.Builder
-	for _, a := range listAll(t, f.s, isoOrg, f.creds[isoAdmin]) {
+	for _, a := range listAll(t, f.s, testOrg, f.creds[adminOfOrg]) {
 		fmt.Fprintf(&b, "%v %v active=%v\n", a["id"], a["name"], a["activeTokens"])
 	}
 	if tg.saID != "" {
-		b.WriteString(tokenState(t, f.s, isoOrg, f.creds[isoAdmin], tg.saID))
+		b.WriteString(tokenState(t, f.s, testOrg, f.creds[adminOfOrg], tg.saID))
 	}
 	return b.String()
 }
 
 // do calls route as principal p against tg.
-func (f *isoFixture) do(t *testing.T, rt isoRoute, p int, tg isoTarget) response {
+func (f *matrixFixture) do(t *testing.T, rt matrixRoute, p int, tg matrixTarget) response {
 	t.Helper()
 	u := f.url(rt.path, tg)
 	switch rt.name {
@@ -217,11 +215,11 @@ func (f *isoFixture) do(t *testing.T, rt isoRoute, p int, tg isoTarget) response
 		return exchange(t, rt.method, u, h, "")
 	case "Create":
 		// A name per principal: a create that wrongly succeeds shows up in the listing.
-		return call(t, rt.method, u, f.creds[p], map[string]string{"name": "acme-iso-created-by-" + isoPrincipalTable[p].name})
+		return call(t, rt.method, u, f.creds[p], map[string]string{"name": "acme-iso-created-by-" + principals[p].name})
 	case "Generate":
 		return call(t, rt.method, u, f.creds[p], map[string]string{"name": "iso-generated"})
 	case "IdentityWebhook":
-		return call(t, rt.method, u, f.creds[p], map[string]any{"type": "organization.deleted", "data": map[string]string{"id": isoOrg}})
+		return call(t, rt.method, u, f.creds[p], map[string]any{"type": "organization.deleted", "data": map[string]string{"id": testOrg}})
 	}
 	return call(t, rt.method, u, f.creds[p], nil)
 }
@@ -254,7 +252,7 @@ func TestIsolationMatrix(t *testing.T) {
 		}
 	})
 
-	f := newIsoFixture(t)
+	f := newMatrixFixture(t)
 
 	type foreignResponse struct {
 		label string
@@ -265,10 +263,10 @@ func TestIsolationMatrix(t *testing.T) {
 	for _, row := range isolationMatrix {
 		t.Run(row.route.name, func(t *testing.T) {
 			for p, want := range row.want {
-				principal := isoPrincipalTable[p]
+				principal := principals[p]
 				t.Run(principal.name, func(t *testing.T) {
 					checks++
-					var tg isoTarget
+					var tg matrixTarget
 					if strings.Contains(row.route.path, "{saId}") {
 						tg = f.target(t)
 					}
@@ -329,7 +327,7 @@ func TestIsolationMatrix(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("isolation matrix: %d routes × %d principals = %d route×principal checks", len(isolationMatrix), isoPrincipals, checks)
+	t.Logf("isolation matrix: %d routes × %d principals = %d route×principal checks", len(isolationMatrix), numPrincipals, checks)
 
 	t.Run("NoOrgDataToForeignPrincipals", func(t *testing.T) {
 		data := slices.Compact(slices.Sorted(slices.Values(f.orgData)))
@@ -367,13 +365,13 @@ func checkIdentity(t *testing.T, route string, r response, org string) {
 // change nothing in either org.
 func TestIsolationForeignIDs(t *testing.T) {
 	s, _ := startStack(t)
-	a := newIsoTenant(t, s, isoOrg, "acme-ids-pipeline")
-	b := newIsoTenant(t, s, isoOther, "umbrella-ids-pipeline")
+	a := newTenant(t, s, testOrg, "acme-ids-pipeline")
+	b := newTenant(t, s, otherOrg, "umbrella-ids-pipeline")
 	guessSA, guessTok := "sa_01JAAAAAAAAAAAAAAAAAAAAAAA", "tok_01JAAAAAAAAAAAAAAAAAAAAAAA"
 
 	type probe struct {
 		name         string
-		caller       *isoTenant
+		caller       *tenant
 		method, path string
 		want         int
 	}
@@ -382,7 +380,7 @@ func TestIsolationForeignIDs(t *testing.T) {
 	// under the caller's org finds nothing), and the victim's org (refused before any lookup).
 	for _, side := range []struct {
 		name           string
-		caller, victim *isoTenant
+		caller, victim *tenant
 	}{{"AcmeAdmin", a, b}, {"UmbrellaAdmin", b, a}} {
 		own, vic := "/orgs/"+side.caller.org+"/service-accounts/", "/orgs/"+side.victim.org+"/service-accounts/"
 		v, c := side.victim, side.caller
@@ -429,7 +427,7 @@ func TestIsolationForeignIDs(t *testing.T) {
 		t.Errorf("%s changed:\nbefore:\n%s\nafter:\n%s", b.org, beforeB, after)
 	}
 	// The tokens whose ids were used against them still work, for their own org only.
-	for _, tn := range []*isoTenant{a, b} {
+	for _, tn := range []*tenant{a, b} {
 		if who := call(t, "GET", s.URL+"/v1/whoami", tn.secret, nil).want(t, 200).body; who["orgId"] != tn.org || who["tokenId"] != tn.tokenID {
 			t.Errorf("%s's token now answers %v", tn.org, who)
 		}
@@ -441,15 +439,15 @@ func TestIsolationForeignIDs(t *testing.T) {
 // versus an invented id or credential, and must get byte-identical answers.
 func TestIsolationNoExistenceOracle(t *testing.T) {
 	s, _ := startStack(t)
-	a := newIsoTenant(t, s, isoOrg, "acme-oracle-pipeline")
-	b := newIsoTenant(t, s, isoOther, "umbrella-oracle-pipeline")
+	a := newTenant(t, s, testOrg, "acme-oracle-pipeline")
+	b := newTenant(t, s, otherOrg, "umbrella-oracle-pipeline")
 	guessSA, guessTok := "sa_01JAAAAAAAAAAAAAAAAAAAAAAA", "tok_01JAAAAAAAAAAAAAAAAAAAAAAA"
 
 	// Credentials the authorizer must not tell apart: revoked, of a deleted account, never
 	// issued, mistyped, not a token at all.
 	revoked := a.issue(t)
 	call(t, "DELETE", s.URL+"/orgs/"+a.org+"/service-accounts/"+a.saID+"/tokens/"+revoked.id, a.admin, nil).want(t, 204)
-	doomed := newIsoTenant(t, s, isoOrg, "acme-oracle-doomed")
+	doomed := newTenant(t, s, testOrg, "acme-oracle-doomed")
 	call(t, "DELETE", s.URL+"/orgs/"+a.org+"/service-accounts/"+doomed.saID, a.admin, nil).want(t, 204)
 
 	type side struct {
@@ -503,9 +501,9 @@ func TestIsolationNoExistenceOracle(t *testing.T) {
 // org's cursor is refused on another's listing instead of paging through it.
 func TestIsolationForeignCursor(t *testing.T) {
 	s, _ := startStack(t)
-	a := newIsoTenant(t, s, isoOrg, "acme-cursor-one")
-	b := newIsoTenant(t, s, isoOther, "umbrella-cursor-one")
-	for _, tn := range []*isoTenant{a, b} {
+	a := newTenant(t, s, testOrg, "acme-cursor-one")
+	b := newTenant(t, s, otherOrg, "umbrella-cursor-one")
+	for _, tn := range []*tenant{a, b} {
 		call(t, "POST", s.URL+"/orgs/"+tn.org+"/service-accounts", tn.admin, map[string]string{"name": tn.org + "-cursor-two"}).want(t, 201)
 	}
 	page := call(t, "GET", s.URL+"/orgs/"+b.org+"/service-accounts?limit=1", b.admin, nil).want(t, 200)
@@ -515,7 +513,7 @@ func TestIsolationForeignCursor(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name   string
-		caller *isoTenant
+		caller *tenant
 		org    string
 		want   int
 	}{
@@ -531,33 +529,33 @@ func TestIsolationForeignCursor(t *testing.T) {
 	}
 }
 
-// isoTenant is an org with an admin, one account and one token of it, on stack s.
-type isoTenant struct {
+// tenant is an org with an admin, one account and one token of it, on stack s.
+type tenant struct {
 	s                     *local.Stack
 	org, admin            string
 	saID, tokenID, secret string
 }
 
-func newIsoTenant(t *testing.T, s *local.Stack, org, name string) *isoTenant {
+func newTenant(t *testing.T, s *local.Stack, org, name string) *tenant {
 	t.Helper()
-	tn := &isoTenant{s: s, org: org, admin: devToken(t, s, org, "admin", "admin_of_"+org)}
+	tn := &tenant{s: s, org: org, admin: devToken(t, s, org, "admin", "admin_of_"+org)}
 	tn.saID = call(t, "POST", s.URL+"/orgs/"+org+"/service-accounts", tn.admin, map[string]string{"name": name}).want(t, 201).body["id"].(string)
 	issued := tn.issue(t)
 	tn.tokenID, tn.secret = issued.id, issued.secret
 	return tn
 }
 
-type isoIssued struct{ id, secret string }
+type issuedToken struct{ id, secret string }
 
 // issue generates another token of the tenant's account.
-func (tn *isoTenant) issue(t *testing.T) isoIssued {
+func (tn *tenant) issue(t *testing.T) issuedToken {
 	t.Helper()
 	r := call(t, "POST", tn.s.URL+"/orgs/"+tn.org+"/service-accounts/"+tn.saID+"/tokens", tn.admin, nil).want(t, 201)
-	return isoIssued{id: r.body["id"].(string), secret: r.body["token"].(string)}
+	return issuedToken{id: r.body["id"].(string), secret: r.body["token"].(string)}
 }
 
 // state renders the tenant's org as its admin sees it, last use aside.
-func (tn *isoTenant) state(t *testing.T) string {
+func (tn *tenant) state(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
 	for _, acct := range listAll(t, tn.s, tn.org, tn.admin) {

@@ -32,35 +32,35 @@ import (
 	"github.com/opentrace/service-accounts/pkg/wire"
 )
 
-// oaSpecPath is the published contract; these tests hold the local stack to it and it to
+// specPath is the published contract; these tests hold the local stack to it and it to
 // the local stack.
-const oaSpecPath = "../../openapi.yaml"
+const specPath = "../../openapi.yaml"
 
-// oaContract is openapi.yaml loaded for validation, and the outcomes observed so far.
-type oaContract struct {
+// contract is openapi.yaml loaded for validation, and the outcomes observed so far.
+type contract struct {
 	doc    *openapi3.T
 	router routers.Router
 
 	mu   sync.Mutex
-	seen map[oaOutcome]bool
+	seen map[outcome]bool
 }
 
-// oaOutcome is one documented answer of one operation: "POST /mcp/v1" 400 "text/plain". media
+// outcome is one documented answer of one operation: "POST /mcp/v1" 400 "text/plain". media
 // is "" for a response without a body.
-type oaOutcome struct {
+type outcome struct {
 	op     string
 	status int
 	media  string
 }
 
-func oaLoadContract(t *testing.T) *oaContract {
+func loadContract(t *testing.T) *contract {
 	t.Helper()
-	doc, err := openapi3.NewLoader().LoadFromFile(oaSpecPath)
+	doc, err := openapi3.NewLoader().LoadFromFile(specPath)
 	if err != nil {
-		t.Fatalf("load %s: %v", oaSpecPath, err)
+		t.Fatalf("load %s: %v", specPath, err)
 	}
 	if err := doc.Validate(context.Background()); err != nil {
-		t.Fatalf("%s is not a valid OpenAPI document: %v", oaSpecPath, err)
+		t.Fatalf("%s is not a valid OpenAPI document: %v", specPath, err)
 	}
 	// The servers name AWS and port 3000; the stacks under test listen on random ports, and
 	// the routes are the same under any server, so route on paths alone.
@@ -69,11 +69,11 @@ func oaLoadContract(t *testing.T) *oaContract {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &oaContract{doc: doc, router: router, seen: map[oaOutcome]bool{}}
+	return &contract{doc: doc, router: router, seen: map[outcome]bool{}}
 }
 
 // operations returns every documented operation as "METHOD /template".
-func (c *oaContract) operations() []string {
+func (c *contract) operations() []string {
 	var ops []string
 	for path, item := range c.doc.Paths.Map() {
 		for method := range item.Operations() {
@@ -85,8 +85,8 @@ func (c *oaContract) operations() []string {
 }
 
 // documented returns every (operation, status, media type) the contract promises.
-func (c *oaContract) documented() []oaOutcome {
-	var out []oaOutcome
+func (c *contract) documented() []outcome {
+	var out []outcome
 	for _, op := range c.operations() {
 		method, path, _ := strings.Cut(op, " ")
 		for code, ref := range c.doc.Paths.Value(path).GetOperation(method).Responses.Map() {
@@ -95,18 +95,18 @@ func (c *oaContract) documented() []oaOutcome {
 				continue // "default" or a range: not used by this contract
 			}
 			if len(ref.Value.Content) == 0 {
-				out = append(out, oaOutcome{op, status, ""})
+				out = append(out, outcome{op, status, ""})
 			}
 			for media := range ref.Value.Content {
-				out = append(out, oaOutcome{op, status, media})
+				out = append(out, outcome{op, status, media})
 			}
 		}
 	}
 	return out
 }
 
-// oaExchange is one request to a stack and what the contract says of it and its answer.
-type oaExchange struct {
+// contractCase is one request to a stack and what the contract says of it and its answer.
+type contractCase struct {
 	name   string
 	op     string // the documented operation it exercises: "METHOD /template"
 	path   string // as sent, escaped
@@ -127,7 +127,7 @@ type oaExchange struct {
 // do sends ex to the stack at base and checks the request and the response against the
 // contract: the route is documented, the request is valid exactly when ex says so, and the
 // status, media type, headers and body are the ones documented.
-func (c *oaContract) do(t *testing.T, base string, ex oaExchange) response {
+func (c *contract) do(t *testing.T, base string, ex contractCase) response {
 	t.Helper()
 	method, _, _ := strings.Cut(ex.op, " ")
 	var raw []byte
@@ -179,7 +179,7 @@ func (c *oaContract) do(t *testing.T, base string, ex oaExchange) response {
 	route, params := c.route(t, vreq, ex)
 	in := &openapi3filter.RequestValidationInput{
 		Request: vreq, PathParams: params, Route: route,
-		Options: &openapi3filter.Options{AuthenticationFunc: oaBearerScheme, MultiError: true},
+		Options: &openapi3filter.Options{AuthenticationFunc: bearerScheme, MultiError: true},
 	}
 	reqErr := openapi3filter.ValidateRequest(context.Background(), in)
 	switch {
@@ -217,7 +217,7 @@ func (c *oaContract) do(t *testing.T, base string, ex oaExchange) response {
 	}
 
 	c.mu.Lock()
-	c.seen[oaOutcome{ex.op, r.status, media}] = true
+	c.seen[outcome{ex.op, r.status, media}] = true
 	c.mu.Unlock()
 	return r
 }
@@ -225,7 +225,7 @@ func (c *oaContract) do(t *testing.T, base string, ex oaExchange) response {
 // route finds the documented operation of a request, which must be ex.op. An unroutable
 // path is matched to ex.op by hand: the router, like the local stack, decodes an encoded '/'
 // before matching, so it would find a different operation or none.
-func (c *oaContract) route(t *testing.T, req *http.Request, ex oaExchange) (*routers.Route, map[string]string) {
+func (c *contract) route(t *testing.T, req *http.Request, ex contractCase) (*routers.Route, map[string]string) {
 	t.Helper()
 	method, template, _ := strings.Cut(ex.op, " ")
 	if !ex.unroutable {
@@ -260,9 +260,9 @@ func (c *oaContract) route(t *testing.T, req *http.Request, ex oaExchange) (*rou
 	return &routers.Route{Spec: c.doc, Path: template, PathItem: item, Method: method, Operation: item.GetOperation(method)}, params
 }
 
-// oaBearerScheme checks the contract's one security scheme, http bearer: the credential
+// bearerScheme checks the contract's one security scheme, http bearer: the credential
 // itself is the authorizer's business, its presence and scheme are the contract's.
-func oaBearerScheme(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+func bearerScheme(_ context.Context, in *openapi3filter.AuthenticationInput) error {
 	h := strings.TrimSpace(in.RequestValidationInput.Request.Header.Get("Authorization"))
 	scheme, cred, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "bearer") || strings.TrimSpace(cred) == "" {
@@ -274,7 +274,7 @@ func oaBearerScheme(_ context.Context, in *openapi3filter.AuthenticationInput) e
 // requireEveryOutcome fails for each documented outcome no exchange produced, and for each
 // produced outcome the contract does not document: a documented answer nothing can produce
 // is as wrong as an undocumented one.
-func (c *oaContract) requireEveryOutcome(t *testing.T) {
+func (c *contract) requireEveryOutcome(t *testing.T) {
 	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -294,7 +294,7 @@ func (c *oaContract) requireEveryOutcome(t *testing.T) {
 // TestOpenAPIRoutesMatchTemplate: openapi.yaml documents exactly the routes template.yaml
 // gives API Gateway, which are the routes the local stack serves.
 func TestOpenAPIRoutesMatchTemplate(t *testing.T) {
-	c := oaLoadContract(t)
+	c := loadContract(t)
 	served := apiRoutes(t)
 	documented := c.operations()
 	for _, op := range documented {
@@ -311,64 +311,66 @@ func TestOpenAPIRoutesMatchTemplate(t *testing.T) {
 
 // Operations of the contract, as exchanges name them.
 const (
-	oaOpCreate    = "POST /orgs/{orgId}/service-accounts"
-	oaOpList      = "GET /orgs/{orgId}/service-accounts"
-	oaOpGet       = "GET /orgs/{orgId}/service-accounts/{saId}"
-	oaOpDelete    = "DELETE /orgs/{orgId}/service-accounts/{saId}"
-	oaOpGenerate  = "POST /orgs/{orgId}/service-accounts/{saId}/tokens"
-	oaOpTokens    = "GET /orgs/{orgId}/service-accounts/{saId}/tokens"
-	oaOpRevoke    = "DELETE /orgs/{orgId}/service-accounts/{saId}/tokens/{tokenId}"
-	oaOpAudit     = "GET /orgs/{orgId}/audit"
-	oaOpWhoami    = "GET /v1/whoami"
-	oaOpMCP       = "POST /mcp/v1"
-	oaOpMCPGet    = "GET /mcp/v1"
-	oaOpMCPDelete = "DELETE /mcp/v1"
-	oaOpWebhook   = "POST /v1/identity/webhooks"
+	opCreate    = "POST /orgs/{orgId}/service-accounts"
+	opList      = "GET /orgs/{orgId}/service-accounts"
+	opGet       = "GET /orgs/{orgId}/service-accounts/{saId}"
+	opDelete    = "DELETE /orgs/{orgId}/service-accounts/{saId}"
+	opGenerate  = "POST /orgs/{orgId}/service-accounts/{saId}/tokens"
+	opTokens    = "GET /orgs/{orgId}/service-accounts/{saId}/tokens"
+	opRevoke    = "DELETE /orgs/{orgId}/service-accounts/{saId}/tokens/{tokenId}"
+	opAudit     = "GET /orgs/{orgId}/audit"
+	opWhoami    = "GET /v1/whoami"
+	opMCP       = "POST /mcp/v1"
+	opMCPGet    = "GET /mcp/v1"
+	opMCPDelete = "DELETE /mcp/v1"
+	opWebhook   = "POST /v1/identity/webhooks"
 )
 
 const (
-	oaJSON    = "application/json"
-	oaProblem = "application/problem+json"
-	oaText    = "text/plain"
+	mediaJSON    = "application/json"
+	mediaProblem = "application/problem+json"
+	mediaText    = "text/plain"
 )
 
-// oaMCPAccept is the Accept header streamable HTTP requires of MCP clients.
-var oaMCPAccept = map[string]string{"Accept": "application/json, text/event-stream"}
+// mcpAccept is the Accept header streamable HTTP requires of MCP clients.
+var mcpAccept = map[string]string{"Accept": "application/json, text/event-stream"}
 
-// oaMCPCall is a JSON-RPC call of the whoami tool, as an MCP client makes it.
-var oaMCPCall = map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+// mcpWhoamiCall is a JSON-RPC call of the whoami tool, as an MCP client makes it.
+var mcpWhoamiCall = map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/call",
 	"params": map[string]any{"name": "whoami", "arguments": map[string]any{}}}
 
-// oaTarget is one operation with a concrete path and an acceptable body, to drive the same
+// opTarget is one operation with a concrete path and an acceptable body, to drive the same
 // outcome (a refusal, a failure) through every operation.
-type oaTarget struct {
+type opTarget struct {
 	op, path string
 	body     any
 	header   map[string]string
 }
 
-func oaTargets(saID, tokenID string) []oaTarget {
+// everyOperation is an opTarget for each operation, on the account saID and its token tokenID.
+func everyOperation(saID, tokenID string) []opTarget {
 	a := "/orgs/org_acme/service-accounts"
-	return []oaTarget{
-		{op: oaOpCreate, path: a, body: map[string]string{"name": "ci-pipeline"}},
-		{op: oaOpList, path: a},
-		{op: oaOpGet, path: a + "/" + saID},
-		{op: oaOpDelete, path: a + "/" + saID},
-		{op: oaOpGenerate, path: a + "/" + saID + "/tokens", body: map[string]any{}},
-		{op: oaOpTokens, path: a + "/" + saID + "/tokens"},
-		{op: oaOpRevoke, path: a + "/" + saID + "/tokens/" + tokenID},
-		{op: oaOpAudit, path: "/orgs/org_acme/audit"},
-		{op: oaOpWhoami, path: "/v1/whoami"},
-		{op: oaOpMCP, path: "/mcp/v1", body: oaMCPCall, header: oaMCPAccept},
-		{op: oaOpMCPGet, path: "/mcp/v1"},
-		{op: oaOpMCPDelete, path: "/mcp/v1"},
+	return []opTarget{
+		{op: opCreate, path: a, body: map[string]string{"name": "ci-pipeline"}},
+		{op: opList, path: a},
+		{op: opGet, path: a + "/" + saID},
+		{op: opDelete, path: a + "/" + saID},
+		{op: opGenerate, path: a + "/" + saID + "/tokens", body: map[string]any{}},
+		{op: opTokens, path: a + "/" + saID + "/tokens"},
+		{op: opRevoke, path: a + "/" + saID + "/tokens/" + tokenID},
+		{op: opAudit, path: "/orgs/org_acme/audit"},
+		{op: opWhoami, path: "/v1/whoami"},
+		{op: opMCP, path: "/mcp/v1", body: mcpWhoamiCall, header: mcpAccept},
+		{op: opMCPGet, path: "/mcp/v1"},
+		{op: opMCPDelete, path: "/mcp/v1"},
 	}
 }
 
-func oaIsManagement(op string) bool { return strings.Contains(op, " /orgs/") }
+// isManagement says whether tg is an operation of the management API, under /orgs/.
+func (tg opTarget) isManagement() bool { return strings.Contains(tg.op, " /orgs/") }
 
-// oaOversized is a body API Gateway refuses before anything runs: over 10 MiB.
-func oaOversized() map[string]string {
+// oversizedBody is a body API Gateway refuses before anything runs: over 10 MiB.
+func oversizedBody() map[string]string {
 	return map[string]string{"name": "x", "description": strings.Repeat("a", 10<<20)}
 }
 
@@ -379,19 +381,19 @@ func oaOversized() map[string]string {
 // own refusals and failures, and through a third whose stage throttles. Every request and response is validated against
 // openapi.yaml, and every outcome it documents must have been produced.
 func TestOpenAPIContract(t *testing.T) {
-	c := oaLoadContract(t)
-	stack := t.Run("Stack", func(t *testing.T) { oaDriveStack(t, c) })
-	faults := t.Run("Faults", func(t *testing.T) { oaDriveFaults(t, c) })
-	throttled := t.Run("Throttled", func(t *testing.T) { oaDriveThrottled(t, c) })
+	c := loadContract(t)
+	stack := t.Run("Stack", func(t *testing.T) { c.driveStack(t) })
+	faults := t.Run("Faults", func(t *testing.T) { c.driveFaults(t) })
+	throttled := t.Run("Throttled", func(t *testing.T) { c.driveThrottled(t) })
 	if stack && faults && throttled { // after a failure, outcomes not reached would only repeat it
 		c.requireEveryOutcome(t)
 	}
 }
 
-// oaDriveThrottled drives a stack whose stage accepts one request a second, the least its
+// driveThrottled drives a stack whose stage accepts one request a second, the least its
 // parameters allow: right after a request that takes the second's token, API Gateway's
 // throttling answers every route before the authorizer runs.
-func oaDriveThrottled(t *testing.T, c *oaContract) {
+func (c *contract) driveThrottled(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -406,167 +408,167 @@ func oaDriveThrottled(t *testing.T, c *oaContract) {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	admin := devToken(t, s, "org_acme", "admin", "user_alice") // the local endpoints are not the API's
-	c.do(t, s.URL, oaExchange{name: "the burst of one", op: oaOpWhoami, path: "/v1/whoami", bearer: admin,
-		status: 200, media: oaJSON, valid: true})
-	webhook := oaTarget{op: oaOpWebhook, path: "/v1/identity/webhooks", body: `{"type":"user.created"}`,
+	c.do(t, s.URL, contractCase{name: "the burst of one", op: opWhoami, path: "/v1/whoami", bearer: admin,
+		status: 200, media: mediaJSON, valid: true})
+	webhook := opTarget{op: opWebhook, path: "/v1/identity/webhooks", body: `{"type":"user.created"}`,
 		header: map[string]string{"svix-id": "msg_1", "svix-timestamp": "1", "svix-signature": "v1,x"}}
-	for _, tg := range append(oaTargets("sa_01JAAAAAAAAAAAAAAAAAAAAAAA", "tok_01JAAAAAAAAAAAAAAAAAAAAAAA"), webhook) {
+	for _, tg := range append(everyOperation("sa_01JAAAAAAAAAAAAAAAAAAAAAAA", "tok_01JAAAAAAAAAAAAAAAAAAAAAAA"), webhook) {
 		t.Run(tg.op, func(t *testing.T) {
 			call(t, "GET", s.URL+"/v1/whoami", admin, nil) // takes any token refilled since
-			c.do(t, s.URL, oaExchange{name: tg.op + ": throttled", op: tg.op, path: tg.path, bearer: admin,
-				header: tg.header, body: tg.body, status: 429, media: oaJSON, valid: true})
+			c.do(t, s.URL, contractCase{name: tg.op + ": throttled", op: tg.op, path: tg.path, bearer: admin,
+				header: tg.header, body: tg.body, status: 429, media: mediaJSON, valid: true})
 		})
 	}
 }
 
-// oaDriveStack drives the local stack as template.yaml configures it.
-func oaDriveStack(t *testing.T, c *oaContract) {
+// driveStack drives the local stack as template.yaml configures it.
+func (c *contract) driveStack(t *testing.T) {
 	s, _ := startStack(t)
 	admin := devToken(t, s, "org_acme", "admin", "user_alice")
 	member := devToken(t, s, "org_acme", "member", "user_bob")
 	other := devToken(t, s, "org_beta", "admin", "user_carol")
 	const a = "/orgs/org_acme/service-accounts"
-	do := func(ex oaExchange) response { t.Helper(); return c.do(t, s.URL, ex) }
+	do := func(ex contractCase) response { t.Helper(); return c.do(t, s.URL, ex) }
 
 	// State for the cases below, itself created through the contract: an account with an
 	// active token, a revoked token, and the token of a deleted account.
-	acct := do(oaExchange{name: "setup: create", op: oaOpCreate, path: a, bearer: admin,
+	acct := do(contractCase{name: "setup: create", op: opCreate, path: a, bearer: admin,
 		body:   map[string]string{"name": "claude-code-dev-team", "description": "Claude Code for the dev team"},
-		status: 201, media: oaJSON, valid: true}).body
+		status: 201, media: mediaJSON, valid: true}).body
 	saID := acct["id"].(string)
-	issued := do(oaExchange{name: "setup: generate", op: oaOpGenerate, path: a + "/" + saID + "/tokens", bearer: admin,
-		body: map[string]any{"name": "laptop", "expiresInDays": 90}, status: 201, media: oaJSON, valid: true})
+	issued := do(contractCase{name: "setup: generate", op: opGenerate, path: a + "/" + saID + "/tokens", bearer: admin,
+		body: map[string]any{"name": "laptop", "expiresInDays": 90}, status: 201, media: mediaJSON, valid: true})
 	if issued.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("the issued token's response is cacheable: Cache-Control %q", issued.header.Get("Cache-Control"))
 	}
 	secret, tokenID := issued.body["token"].(string), issued.body["id"].(string)
-	revoked := do(oaExchange{name: "setup: generate to revoke", op: oaOpGenerate, path: a + "/" + saID + "/tokens", bearer: admin,
-		status: 201, media: oaJSON, valid: true}).body
-	do(oaExchange{name: "setup: revoke", op: oaOpRevoke, path: a + "/" + saID + "/tokens/" + revoked["id"].(string), bearer: admin,
+	revoked := do(contractCase{name: "setup: generate to revoke", op: opGenerate, path: a + "/" + saID + "/tokens", bearer: admin,
+		status: 201, media: mediaJSON, valid: true}).body
+	do(contractCase{name: "setup: revoke", op: opRevoke, path: a + "/" + saID + "/tokens/" + revoked["id"].(string), bearer: admin,
 		status: 204, valid: true})
-	gone := do(oaExchange{name: "setup: account to delete", op: oaOpCreate, path: a, bearer: admin,
-		body: map[string]string{"name": "jenkins-legacy"}, status: 201, media: oaJSON, valid: true}).body["id"].(string)
-	goneSecret := do(oaExchange{name: "setup: its token", op: oaOpGenerate, path: a + "/" + gone + "/tokens", bearer: admin,
-		body: map[string]any{}, status: 201, media: oaJSON, valid: true}).body["token"].(string)
-	do(oaExchange{name: "setup: delete it", op: oaOpDelete, path: a + "/" + gone, bearer: admin, status: 204, valid: true})
-	oaDriveWebhook(t, c, s)
-	capped := do(oaExchange{name: "setup: account at the token cap", op: oaOpCreate, path: a, bearer: admin,
-		body: map[string]string{"name": "github-actions-prod"}, status: 201, media: oaJSON, valid: true}).body["id"].(string)
+	gone := do(contractCase{name: "setup: account to delete", op: opCreate, path: a, bearer: admin,
+		body: map[string]string{"name": "jenkins-legacy"}, status: 201, media: mediaJSON, valid: true}).body["id"].(string)
+	goneSecret := do(contractCase{name: "setup: its token", op: opGenerate, path: a + "/" + gone + "/tokens", bearer: admin,
+		body: map[string]any{}, status: 201, media: mediaJSON, valid: true}).body["token"].(string)
+	do(contractCase{name: "setup: delete it", op: opDelete, path: a + "/" + gone, bearer: admin, status: 204, valid: true})
+	c.driveWebhook(t, s)
+	capped := do(contractCase{name: "setup: account at the token cap", op: opCreate, path: a, bearer: admin,
+		body: map[string]string{"name": "github-actions-prod"}, status: 201, media: mediaJSON, valid: true}).body["id"].(string)
 	for i := range 10 {
-		do(oaExchange{name: fmt.Sprintf("setup: token %d of 10", i+1), op: oaOpGenerate, path: a + "/" + capped + "/tokens",
-			bearer: admin, status: 201, media: oaJSON, valid: true})
+		do(contractCase{name: fmt.Sprintf("setup: token %d of 10", i+1), op: opGenerate, path: a + "/" + capped + "/tokens",
+			bearer: admin, status: 201, media: mediaJSON, valid: true})
 	}
 	const unknownSA, unknownTok = "sa_01JAAAAAAAAAAAAAAAAAAAAAAA", "tok_01JAAAAAAAAAAAAAAAAAAAAAAA"
 	acctPath, tokensPath := a+"/"+saID, a+"/"+saID+"/tokens"
 
-	cases := []oaExchange{
+	cases := []contractCase{
 		// Create.
-		{name: "create: vague name gets advice", op: oaOpCreate, path: a, bearer: admin, body: map[string]string{"name": "test"}, status: 201, media: oaJSON, valid: true},
-		{name: "create: null description", op: oaOpCreate, path: a, bearer: admin, body: map[string]any{"name": "datadog-sync", "description": nil}, status: 201, media: oaJSON, valid: true},
-		{name: "create: name taken ignoring case", op: oaOpCreate, path: a, bearer: admin, body: map[string]string{"name": "CLAUDE-CODE-DEV-TEAM"}, status: 409, media: oaProblem, valid: true},
-		{name: "create: no name", op: oaOpCreate, path: a, bearer: admin, body: map[string]string{}, status: 400, media: oaProblem},
-		{name: "create: empty body", op: oaOpCreate, path: a, bearer: admin, body: "", status: 400, media: oaProblem},
-		{name: "create: name padded with white space", op: oaOpCreate, path: a, bearer: admin, body: map[string]string{"name": " \tterraform-cloud\n"}, status: 201, media: oaJSON, valid: true},
-		{name: "create: 64 characters padded to 70", op: oaOpCreate, path: a, bearer: admin, body: map[string]string{"name": "   " + strings.Repeat("n", 64) + "   "}, status: 201, media: oaJSON, valid: true},
-		{name: "create: control character in name", op: oaOpCreate, path: a, bearer: admin, body: map[string]string{"name": "ci\u0085bot"}, status: 400, media: oaProblem},
-		{name: "create: invisible character in name", op: oaOpCreate, path: a, bearer: admin, body: map[string]string{"name": "ci\u200bbot"}, status: 400, media: oaProblem},
-		{name: "create: name only white space", op: oaOpCreate, path: a, bearer: admin, body: map[string]string{"name": " \u00a0\t"}, status: 400, media: oaProblem},
-		{name: "create: multi-line description", op: oaOpCreate, path: a, bearer: admin, body: map[string]string{"name": "sentry-relay", "description": "Relays errors.\n\tOwned by SRE."}, status: 201, media: oaJSON, valid: true},
-		{name: "create: NUL in description", op: oaOpCreate, path: a, bearer: admin, body: map[string]string{"name": "with-nul", "description": "a\u0000b"}, status: 400, media: oaProblem},
-		{name: "create: name of 65 characters", op: oaOpCreate, path: a, bearer: admin, body: map[string]string{"name": strings.Repeat("n", 65)}, status: 400, media: oaProblem},
-		{name: "create: description of 501 characters", op: oaOpCreate, path: a, bearer: admin, body: map[string]string{"name": "desc-too-long", "description": strings.Repeat("d", 501)}, status: 400, media: oaProblem},
-		{name: "create: unknown field", op: oaOpCreate, path: a, bearer: admin, body: map[string]string{"name": "with-extra", "colour": "red"}, status: 400, media: oaProblem},
-		{name: "create: name of the wrong type", op: oaOpCreate, path: a, bearer: admin, body: map[string]any{"name": 5}, status: 400, media: oaProblem},
-		{name: "create: not JSON", op: oaOpCreate, path: a, bearer: admin, body: "{", status: 400, media: oaProblem},
-		{name: "create: an array", op: oaOpCreate, path: a, bearer: admin, body: "[]", status: 400, media: oaProblem},
-		{name: "create: payload over 10 MiB", op: oaOpCreate, path: a, bearer: admin, body: oaOversized(), status: 413, media: oaJSON},
-		{name: "create: encoded slash in orgId", op: oaOpCreate, path: "/orgs/org%2Facme/service-accounts", bearer: admin, body: map[string]string{"name": "slashed"}, status: 404, media: oaJSON, unroutable: true},
+		{name: "create: vague name gets advice", op: opCreate, path: a, bearer: admin, body: map[string]string{"name": "test"}, status: 201, media: mediaJSON, valid: true},
+		{name: "create: null description", op: opCreate, path: a, bearer: admin, body: map[string]any{"name": "datadog-sync", "description": nil}, status: 201, media: mediaJSON, valid: true},
+		{name: "create: name taken ignoring case", op: opCreate, path: a, bearer: admin, body: map[string]string{"name": "CLAUDE-CODE-DEV-TEAM"}, status: 409, media: mediaProblem, valid: true},
+		{name: "create: no name", op: opCreate, path: a, bearer: admin, body: map[string]string{}, status: 400, media: mediaProblem},
+		{name: "create: empty body", op: opCreate, path: a, bearer: admin, body: "", status: 400, media: mediaProblem},
+		{name: "create: name padded with white space", op: opCreate, path: a, bearer: admin, body: map[string]string{"name": " \tterraform-cloud\n"}, status: 201, media: mediaJSON, valid: true},
+		{name: "create: 64 characters padded to 70", op: opCreate, path: a, bearer: admin, body: map[string]string{"name": "   " + strings.Repeat("n", 64) + "   "}, status: 201, media: mediaJSON, valid: true},
+		{name: "create: control character in name", op: opCreate, path: a, bearer: admin, body: map[string]string{"name": "ci\u0085bot"}, status: 400, media: mediaProblem},
+		{name: "create: invisible character in name", op: opCreate, path: a, bearer: admin, body: map[string]string{"name": "ci\u200bbot"}, status: 400, media: mediaProblem},
+		{name: "create: name only white space", op: opCreate, path: a, bearer: admin, body: map[string]string{"name": " \u00a0\t"}, status: 400, media: mediaProblem},
+		{name: "create: multi-line description", op: opCreate, path: a, bearer: admin, body: map[string]string{"name": "sentry-relay", "description": "Relays errors.\n\tOwned by SRE."}, status: 201, media: mediaJSON, valid: true},
+		{name: "create: NUL in description", op: opCreate, path: a, bearer: admin, body: map[string]string{"name": "with-nul", "description": "a\u0000b"}, status: 400, media: mediaProblem},
+		{name: "create: name of 65 characters", op: opCreate, path: a, bearer: admin, body: map[string]string{"name": strings.Repeat("n", 65)}, status: 400, media: mediaProblem},
+		{name: "create: description of 501 characters", op: opCreate, path: a, bearer: admin, body: map[string]string{"name": "desc-too-long", "description": strings.Repeat("d", 501)}, status: 400, media: mediaProblem},
+		{name: "create: unknown field", op: opCreate, path: a, bearer: admin, body: map[string]string{"name": "with-extra", "colour": "red"}, status: 400, media: mediaProblem},
+		{name: "create: name of the wrong type", op: opCreate, path: a, bearer: admin, body: map[string]any{"name": 5}, status: 400, media: mediaProblem},
+		{name: "create: not JSON", op: opCreate, path: a, bearer: admin, body: "{", status: 400, media: mediaProblem},
+		{name: "create: an array", op: opCreate, path: a, bearer: admin, body: "[]", status: 400, media: mediaProblem},
+		{name: "create: payload over 10 MiB", op: opCreate, path: a, bearer: admin, body: oversizedBody(), status: 413, media: mediaJSON},
+		{name: "create: encoded slash in orgId", op: opCreate, path: "/orgs/org%2Facme/service-accounts", bearer: admin, body: map[string]string{"name": "slashed"}, status: 404, media: mediaJSON, unroutable: true},
 
 		// List.
-		{name: "list: admin", op: oaOpList, path: a, bearer: admin, status: 200, media: oaJSON, valid: true},
-		{name: "list: member", op: oaOpList, path: a, bearer: member, status: 200, media: oaJSON, valid: true},
-		{name: "list: limit 100", op: oaOpList, path: a + "?limit=100", bearer: admin, status: 200, media: oaJSON, valid: true},
-		{name: "list: limit 0", op: oaOpList, path: a + "?limit=0", bearer: admin, status: 400, media: oaProblem},
-		{name: "list: limit 101", op: oaOpList, path: a + "?limit=101", bearer: admin, status: 400, media: oaProblem},
-		{name: "list: limit not a number", op: oaOpList, path: a + "?limit=ten", bearer: admin, status: 400, media: oaProblem},
-		{name: "list: forged cursor", op: oaOpList, path: a + "?cursor=c1.AAAA.AAAA", bearer: admin, status: 400, media: oaProblem, valid: true},
-		{name: "list: encoded slashes in orgId", op: oaOpList, path: "/orgs/a%2Fb%2Fc/service-accounts", bearer: admin, status: 404, media: oaJSON, unroutable: true},
+		{name: "list: admin", op: opList, path: a, bearer: admin, status: 200, media: mediaJSON, valid: true},
+		{name: "list: member", op: opList, path: a, bearer: member, status: 200, media: mediaJSON, valid: true},
+		{name: "list: limit 100", op: opList, path: a + "?limit=100", bearer: admin, status: 200, media: mediaJSON, valid: true},
+		{name: "list: limit 0", op: opList, path: a + "?limit=0", bearer: admin, status: 400, media: mediaProblem},
+		{name: "list: limit 101", op: opList, path: a + "?limit=101", bearer: admin, status: 400, media: mediaProblem},
+		{name: "list: limit not a number", op: opList, path: a + "?limit=ten", bearer: admin, status: 400, media: mediaProblem},
+		{name: "list: forged cursor", op: opList, path: a + "?cursor=c1.AAAA.AAAA", bearer: admin, status: 400, media: mediaProblem, valid: true},
+		{name: "list: encoded slashes in orgId", op: opList, path: "/orgs/a%2Fb%2Fc/service-accounts", bearer: admin, status: 404, media: mediaJSON, unroutable: true},
 
 		// One account.
-		{name: "get: admin", op: oaOpGet, path: acctPath, bearer: admin, status: 200, media: oaJSON, valid: true},
-		{name: "get: member", op: oaOpGet, path: acctPath, bearer: member, status: 200, media: oaJSON, valid: true},
-		{name: "get: unknown id", op: oaOpGet, path: a + "/" + unknownSA, bearer: admin, status: 404, media: oaProblem, valid: true},
-		{name: "get: malformed id", op: oaOpGet, path: a + "/nope", bearer: admin, status: 404, media: oaProblem},
-		{name: "get: encoded slash in saId", op: oaOpGet, path: a + "/sa%2Fx", bearer: admin, status: 404, media: oaJSON, unroutable: true},
-		{name: "delete: unknown id", op: oaOpDelete, path: a + "/" + unknownSA, bearer: admin, status: 404, media: oaProblem, valid: true},
-		{name: "delete: deleted already", op: oaOpDelete, path: a + "/" + gone, bearer: admin, status: 404, media: oaProblem, valid: true},
-		{name: "delete: malformed id", op: oaOpDelete, path: a + "/nope", bearer: admin, status: 404, media: oaProblem},
-		{name: "delete: encoded slash in saId", op: oaOpDelete, path: a + "/sa%2Fx", bearer: admin, status: 404, media: oaJSON, unroutable: true},
+		{name: "get: admin", op: opGet, path: acctPath, bearer: admin, status: 200, media: mediaJSON, valid: true},
+		{name: "get: member", op: opGet, path: acctPath, bearer: member, status: 200, media: mediaJSON, valid: true},
+		{name: "get: unknown id", op: opGet, path: a + "/" + unknownSA, bearer: admin, status: 404, media: mediaProblem, valid: true},
+		{name: "get: malformed id", op: opGet, path: a + "/nope", bearer: admin, status: 404, media: mediaProblem},
+		{name: "get: encoded slash in saId", op: opGet, path: a + "/sa%2Fx", bearer: admin, status: 404, media: mediaJSON, unroutable: true},
+		{name: "delete: unknown id", op: opDelete, path: a + "/" + unknownSA, bearer: admin, status: 404, media: mediaProblem, valid: true},
+		{name: "delete: deleted already", op: opDelete, path: a + "/" + gone, bearer: admin, status: 404, media: mediaProblem, valid: true},
+		{name: "delete: malformed id", op: opDelete, path: a + "/nope", bearer: admin, status: 404, media: mediaProblem},
+		{name: "delete: encoded slash in saId", op: opDelete, path: a + "/sa%2Fx", bearer: admin, status: 404, media: mediaJSON, unroutable: true},
 
 		// Tokens.
-		{name: "generate: no body", op: oaOpGenerate, path: tokensPath, bearer: admin, status: 201, media: oaJSON, valid: true},
-		{name: "generate: nulls", op: oaOpGenerate, path: tokensPath, bearer: admin, body: map[string]any{"name": nil, "expiresInDays": nil}, status: 201, media: oaJSON, valid: true},
-		{name: "generate: 365 days", op: oaOpGenerate, path: tokensPath, bearer: admin, body: map[string]any{"expiresInDays": 365}, status: 201, media: oaJSON, valid: true},
-		{name: "generate: 0 days", op: oaOpGenerate, path: tokensPath, bearer: admin, body: map[string]any{"expiresInDays": 0}, status: 400, media: oaProblem},
-		{name: "generate: 366 days", op: oaOpGenerate, path: tokensPath, bearer: admin, body: map[string]any{"expiresInDays": 366}, status: 400, media: oaProblem},
-		{name: "generate: fractional days", op: oaOpGenerate, path: tokensPath, bearer: admin, body: `{"expiresInDays": 1.5}`, status: 400, media: oaProblem},
-		{name: "generate: empty name", op: oaOpGenerate, path: tokensPath, bearer: admin, body: map[string]any{"name": "  "}, status: 201, media: oaJSON, valid: true},
-		{name: "generate: format character in name", op: oaOpGenerate, path: tokensPath, bearer: admin, body: map[string]any{"name": "lap\ufefftop"}, status: 400, media: oaProblem},
-		{name: "generate: name of 65 characters", op: oaOpGenerate, path: tokensPath, bearer: admin, body: map[string]string{"name": strings.Repeat("n", 65)}, status: 400, media: oaProblem},
-		{name: "generate: unknown field", op: oaOpGenerate, path: tokensPath, bearer: admin, body: map[string]any{"scopes": []string{"read"}}, status: 400, media: oaProblem},
-		{name: "generate: unknown account", op: oaOpGenerate, path: a + "/" + unknownSA + "/tokens", bearer: admin, body: map[string]any{}, status: 404, media: oaProblem, valid: true},
-		{name: "generate: malformed account id", op: oaOpGenerate, path: a + "/nope/tokens", bearer: admin, body: map[string]any{}, status: 404, media: oaProblem},
-		{name: "generate: active-token cap", op: oaOpGenerate, path: a + "/" + capped + "/tokens", bearer: admin, body: map[string]any{}, status: 409, media: oaProblem, valid: true},
-		{name: "generate: payload over 10 MiB", op: oaOpGenerate, path: tokensPath, bearer: admin, body: oaOversized(), status: 413, media: oaJSON},
-		{name: "generate: encoded slash in saId", op: oaOpGenerate, path: a + "/x%2Fy/tokens", bearer: admin, body: map[string]any{}, status: 404, media: oaJSON, unroutable: true},
-		{name: "tokens: admin", op: oaOpTokens, path: tokensPath, bearer: admin, status: 200, media: oaJSON, valid: true},
-		{name: "tokens: member", op: oaOpTokens, path: tokensPath, bearer: member, status: 200, media: oaJSON, valid: true},
-		{name: "tokens: unknown account", op: oaOpTokens, path: a + "/" + unknownSA + "/tokens", bearer: admin, status: 404, media: oaProblem, valid: true},
-		{name: "tokens: malformed account id", op: oaOpTokens, path: a + "/nope/tokens", bearer: admin, status: 404, media: oaProblem},
-		{name: "tokens: encoded slash in saId", op: oaOpTokens, path: a + "/x%2Fy/tokens", bearer: admin, status: 404, media: oaJSON, unroutable: true},
-		{name: "revoke: revoked already", op: oaOpRevoke, path: tokensPath + "/" + revoked["id"].(string), bearer: admin, status: 204, valid: true},
-		{name: "revoke: unknown token", op: oaOpRevoke, path: tokensPath + "/" + unknownTok, bearer: admin, status: 404, media: oaProblem, valid: true},
-		{name: "revoke: malformed token id", op: oaOpRevoke, path: tokensPath + "/nope", bearer: admin, status: 404, media: oaProblem},
-		{name: "revoke: encoded slash in tokenId", op: oaOpRevoke, path: tokensPath + "/a%2Fb", bearer: admin, status: 404, media: oaJSON, unroutable: true},
+		{name: "generate: no body", op: opGenerate, path: tokensPath, bearer: admin, status: 201, media: mediaJSON, valid: true},
+		{name: "generate: nulls", op: opGenerate, path: tokensPath, bearer: admin, body: map[string]any{"name": nil, "expiresInDays": nil}, status: 201, media: mediaJSON, valid: true},
+		{name: "generate: 365 days", op: opGenerate, path: tokensPath, bearer: admin, body: map[string]any{"expiresInDays": 365}, status: 201, media: mediaJSON, valid: true},
+		{name: "generate: 0 days", op: opGenerate, path: tokensPath, bearer: admin, body: map[string]any{"expiresInDays": 0}, status: 400, media: mediaProblem},
+		{name: "generate: 366 days", op: opGenerate, path: tokensPath, bearer: admin, body: map[string]any{"expiresInDays": 366}, status: 400, media: mediaProblem},
+		{name: "generate: fractional days", op: opGenerate, path: tokensPath, bearer: admin, body: `{"expiresInDays": 1.5}`, status: 400, media: mediaProblem},
+		{name: "generate: empty name", op: opGenerate, path: tokensPath, bearer: admin, body: map[string]any{"name": "  "}, status: 201, media: mediaJSON, valid: true},
+		{name: "generate: format character in name", op: opGenerate, path: tokensPath, bearer: admin, body: map[string]any{"name": "lap\ufefftop"}, status: 400, media: mediaProblem},
+		{name: "generate: name of 65 characters", op: opGenerate, path: tokensPath, bearer: admin, body: map[string]string{"name": strings.Repeat("n", 65)}, status: 400, media: mediaProblem},
+		{name: "generate: unknown field", op: opGenerate, path: tokensPath, bearer: admin, body: map[string]any{"scopes": []string{"read"}}, status: 400, media: mediaProblem},
+		{name: "generate: unknown account", op: opGenerate, path: a + "/" + unknownSA + "/tokens", bearer: admin, body: map[string]any{}, status: 404, media: mediaProblem, valid: true},
+		{name: "generate: malformed account id", op: opGenerate, path: a + "/nope/tokens", bearer: admin, body: map[string]any{}, status: 404, media: mediaProblem},
+		{name: "generate: active-token cap", op: opGenerate, path: a + "/" + capped + "/tokens", bearer: admin, body: map[string]any{}, status: 409, media: mediaProblem, valid: true},
+		{name: "generate: payload over 10 MiB", op: opGenerate, path: tokensPath, bearer: admin, body: oversizedBody(), status: 413, media: mediaJSON},
+		{name: "generate: encoded slash in saId", op: opGenerate, path: a + "/x%2Fy/tokens", bearer: admin, body: map[string]any{}, status: 404, media: mediaJSON, unroutable: true},
+		{name: "tokens: admin", op: opTokens, path: tokensPath, bearer: admin, status: 200, media: mediaJSON, valid: true},
+		{name: "tokens: member", op: opTokens, path: tokensPath, bearer: member, status: 200, media: mediaJSON, valid: true},
+		{name: "tokens: unknown account", op: opTokens, path: a + "/" + unknownSA + "/tokens", bearer: admin, status: 404, media: mediaProblem, valid: true},
+		{name: "tokens: malformed account id", op: opTokens, path: a + "/nope/tokens", bearer: admin, status: 404, media: mediaProblem},
+		{name: "tokens: encoded slash in saId", op: opTokens, path: a + "/x%2Fy/tokens", bearer: admin, status: 404, media: mediaJSON, unroutable: true},
+		{name: "revoke: revoked already", op: opRevoke, path: tokensPath + "/" + revoked["id"].(string), bearer: admin, status: 204, valid: true},
+		{name: "revoke: unknown token", op: opRevoke, path: tokensPath + "/" + unknownTok, bearer: admin, status: 404, media: mediaProblem, valid: true},
+		{name: "revoke: malformed token id", op: opRevoke, path: tokensPath + "/nope", bearer: admin, status: 404, media: mediaProblem},
+		{name: "revoke: encoded slash in tokenId", op: opRevoke, path: tokensPath + "/a%2Fb", bearer: admin, status: 404, media: mediaJSON, unroutable: true},
 
 		// Audit.
-		{name: "audit: before any run", op: oaOpAudit, path: "/orgs/org_acme/audit", bearer: member, status: 200, media: oaJSON, valid: true},
-		{name: "audit: encoded slash in orgId", op: oaOpAudit, path: "/orgs/a%2Fb/audit", bearer: admin, status: 404, media: oaJSON, unroutable: true},
+		{name: "audit: before any run", op: opAudit, path: "/orgs/org_acme/audit", bearer: member, status: 200, media: mediaJSON, valid: true},
+		{name: "audit: encoded slash in orgId", op: opAudit, path: "/orgs/a%2Fb/audit", bearer: admin, status: 404, media: mediaJSON, unroutable: true},
 
 		// The data plane.
-		{name: "whoami: token", op: oaOpWhoami, path: "/v1/whoami", bearer: secret, status: 200, media: oaJSON, valid: true},
-		{name: "whoami: user", op: oaOpWhoami, path: "/v1/whoami", bearer: member, status: 200, media: oaJSON, valid: true},
-		{name: "whoami: lower-case scheme", op: oaOpWhoami, path: "/v1/whoami", header: map[string]string{"Authorization": "bearer " + secret}, status: 200, media: oaJSON, valid: true},
-		{name: "whoami: malformed token", op: oaOpWhoami, path: "/v1/whoami", bearer: "otsa_short", status: 401, media: oaJSON, valid: true},
-		{name: "whoami: deleted account's token", op: oaOpWhoami, path: "/v1/whoami", bearer: goneSecret, status: 401, media: oaJSON, valid: true},
-		{name: "mcp: tools/call whoami", op: oaOpMCP, path: "/mcp/v1", bearer: secret, header: oaMCPAccept, body: oaMCPCall, status: 200, media: oaJSON, valid: true},
-		{name: "mcp: initialize", op: oaOpMCP, path: "/mcp/v1", bearer: secret, header: oaMCPAccept, status: 200, media: oaJSON, valid: true,
+		{name: "whoami: token", op: opWhoami, path: "/v1/whoami", bearer: secret, status: 200, media: mediaJSON, valid: true},
+		{name: "whoami: user", op: opWhoami, path: "/v1/whoami", bearer: member, status: 200, media: mediaJSON, valid: true},
+		{name: "whoami: lower-case scheme", op: opWhoami, path: "/v1/whoami", header: map[string]string{"Authorization": "bearer " + secret}, status: 200, media: mediaJSON, valid: true},
+		{name: "whoami: malformed token", op: opWhoami, path: "/v1/whoami", bearer: "otsa_short", status: 401, media: mediaJSON, valid: true},
+		{name: "whoami: deleted account's token", op: opWhoami, path: "/v1/whoami", bearer: goneSecret, status: 401, media: mediaJSON, valid: true},
+		{name: "mcp: tools/call whoami", op: opMCP, path: "/mcp/v1", bearer: secret, header: mcpAccept, body: mcpWhoamiCall, status: 200, media: mediaJSON, valid: true},
+		{name: "mcp: initialize", op: opMCP, path: "/mcp/v1", bearer: secret, header: mcpAccept, status: 200, media: mediaJSON, valid: true,
 			body: map[string]any{"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": map[string]any{
 				"protocolVersion": "2025-06-18", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "claude-code", "version": "1.0.0"}}}},
-		{name: "mcp: notification", op: oaOpMCP, path: "/mcp/v1", bearer: secret, header: oaMCPAccept, body: map[string]any{"jsonrpc": "2.0", "method": "notifications/initialized"}, status: 202, valid: true},
-		{name: "mcp: unknown method", op: oaOpMCP, path: "/mcp/v1", bearer: secret, header: oaMCPAccept, body: map[string]any{"jsonrpc": "2.0", "id": 2, "method": "no/such"}, status: 400, media: oaText, valid: true},
-		{name: "mcp: Accept without event streams", op: oaOpMCP, path: "/mcp/v1", bearer: secret, header: map[string]string{"Accept": "application/json"}, body: oaMCPCall, status: 400, media: oaText, valid: true},
-		{name: "mcp: MCP headers contradict the body", op: oaOpMCP, path: "/mcp/v1", bearer: secret, status: 400, media: oaJSON, valid: true, body: oaMCPCall,
-			header: map[string]string{"Accept": oaMCPAccept["Accept"], "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list"}},
-		{name: "mcp: body over 1 MiB", op: oaOpMCP, path: "/mcp/v1", bearer: secret, header: oaMCPAccept, status: 400, media: oaProblem, valid: true,
+		{name: "mcp: notification", op: opMCP, path: "/mcp/v1", bearer: secret, header: mcpAccept, body: map[string]any{"jsonrpc": "2.0", "method": "notifications/initialized"}, status: 202, valid: true},
+		{name: "mcp: unknown method", op: opMCP, path: "/mcp/v1", bearer: secret, header: mcpAccept, body: map[string]any{"jsonrpc": "2.0", "id": 2, "method": "no/such"}, status: 400, media: mediaText, valid: true},
+		{name: "mcp: Accept without event streams", op: opMCP, path: "/mcp/v1", bearer: secret, header: map[string]string{"Accept": "application/json"}, body: mcpWhoamiCall, status: 400, media: mediaText, valid: true},
+		{name: "mcp: MCP headers contradict the body", op: opMCP, path: "/mcp/v1", bearer: secret, status: 400, media: mediaJSON, valid: true, body: mcpWhoamiCall,
+			header: map[string]string{"Accept": mcpAccept["Accept"], "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list"}},
+		{name: "mcp: body over 1 MiB", op: opMCP, path: "/mcp/v1", bearer: secret, header: mcpAccept, status: 400, media: mediaProblem, valid: true,
 			body: map[string]any{"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": map[string]any{"name": strings.Repeat("w", 1<<20)}}},
-		{name: "mcp: not JSON", op: oaOpMCP, path: "/mcp/v1", bearer: secret, status: 415, media: oaText,
-			header: map[string]string{"Accept": oaMCPAccept["Accept"], "Content-Type": "text/plain"}, body: "whoami"},
-		{name: "mcp: payload over 10 MiB", op: oaOpMCP, path: "/mcp/v1", bearer: secret, header: oaMCPAccept, body: oaOversized(), status: 413, media: oaJSON},
-		{name: "mcp: GET", op: oaOpMCPGet, path: "/mcp/v1", bearer: secret, header: map[string]string{"Accept": "text/event-stream"}, status: 405, media: oaText, valid: true},
-		{name: "mcp: DELETE", op: oaOpMCPDelete, path: "/mcp/v1", bearer: secret, status: 405, media: oaText, valid: true},
+		{name: "mcp: not JSON", op: opMCP, path: "/mcp/v1", bearer: secret, status: 415, media: mediaText,
+			header: map[string]string{"Accept": mcpAccept["Accept"], "Content-Type": "text/plain"}, body: "whoami"},
+		{name: "mcp: payload over 10 MiB", op: opMCP, path: "/mcp/v1", bearer: secret, header: mcpAccept, body: oversizedBody(), status: 413, media: mediaJSON},
+		{name: "mcp: GET", op: opMCPGet, path: "/mcp/v1", bearer: secret, header: map[string]string{"Accept": "text/event-stream"}, status: 405, media: mediaText, valid: true},
+		{name: "mcp: DELETE", op: opMCPDelete, path: "/mcp/v1", bearer: secret, status: 405, media: mediaText, valid: true},
 	}
 
 	// Refusals, through every operation.
-	for _, tg := range oaTargets(saID, tokenID) {
-		refusal := func(name, bearer string, header map[string]string, status int, valid bool) oaExchange {
+	for _, tg := range everyOperation(saID, tokenID) {
+		refusal := func(name, bearer string, header map[string]string, status int, valid bool) contractCase {
 			h := maps.Clone(tg.header)
 			if h == nil {
 				h = map[string]string{}
 			}
 			maps.Copy(h, header)
-			return oaExchange{name: tg.op + ": " + name, op: tg.op, path: tg.path, bearer: bearer, header: h, body: tg.body,
-				status: status, media: oaJSON, valid: valid}
+			return contractCase{name: tg.op + ": " + name, op: tg.op, path: tg.path, bearer: bearer, header: h, body: tg.body,
+				status: status, media: mediaJSON, valid: valid}
 		}
 		cases = append(cases,
 			refusal("no Authorization header", "", nil, 401, false),
@@ -574,7 +576,7 @@ func oaDriveStack(t *testing.T, c *oaContract) {
 			refusal("revoked token", revoked["token"].(string), nil, 401, true),
 			refusal("unknown token", unknownToken(t), nil, 401, true),
 		)
-		if oaIsManagement(tg.op) {
+		if tg.isManagement() {
 			cases = append(cases,
 				refusal("service-account token", secret, nil, 403, true),
 				refusal("another org's admin", other, nil, 403, true))
@@ -589,18 +591,18 @@ func oaDriveStack(t *testing.T, c *oaContract) {
 
 	// Outcomes that need the state above to move on.
 	t.Run("list: pages", func(t *testing.T) {
-		first := c.do(t, s.URL, oaExchange{name: "first page", op: oaOpList, path: a + "?limit=1", bearer: admin, status: 200, media: oaJSON, valid: true})
+		first := c.do(t, s.URL, contractCase{name: "first page", op: opList, path: a + "?limit=1", bearer: admin, status: 200, media: mediaJSON, valid: true})
 		next, ok := first.body["nextCursor"].(string)
 		if !ok {
 			t.Fatalf("the first page of one has no nextCursor: %s", first.raw)
 		}
-		c.do(t, s.URL, oaExchange{name: "next page", op: oaOpList, path: a + "?limit=1&cursor=" + url.QueryEscape(next), bearer: member, status: 200, media: oaJSON, valid: true})
+		c.do(t, s.URL, contractCase{name: "next page", op: opList, path: a + "?limit=1&cursor=" + url.QueryEscape(next), bearer: member, status: 200, media: mediaJSON, valid: true})
 	})
 	t.Run("whoami: token used before", func(t *testing.T) {
 		// lastUsedAt is the use before this one: wait for the first use to be written.
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			r := c.do(t, s.URL, oaExchange{name: "whoami", op: oaOpWhoami, path: "/v1/whoami", bearer: secret, status: 200, media: oaJSON, valid: true})
+			r := c.do(t, s.URL, contractCase{name: "whoami", op: opWhoami, path: "/v1/whoami", bearer: secret, status: 200, media: mediaJSON, valid: true})
 			if r.body["lastUsedAt"] != nil {
 				return
 			}
@@ -614,43 +616,43 @@ func oaDriveStack(t *testing.T, c *oaContract) {
 		// A year on, every token is stale or never used and due for rotation.
 		later := time.Now().AddDate(1, 0, 0).UTC().Format(time.RFC3339)
 		call(t, "POST", s.URL+"/local/audit/run", "", map[string]string{"now": later}).want(t, 200)
-		r := c.do(t, s.URL, oaExchange{name: "audit", op: oaOpAudit, path: "/orgs/org_acme/audit", bearer: admin, status: 200, media: oaJSON, valid: true})
+		r := c.do(t, s.URL, contractCase{name: "audit", op: opAudit, path: "/orgs/org_acme/audit", bearer: admin, status: 200, media: mediaJSON, valid: true})
 		if r.body["generatedAt"] == nil || len(r.body["findings"].([]any)) == 0 {
 			t.Fatalf("the audit a year on found nothing: %s", r.raw)
 		}
 	})
 	t.Run("delete and revoke", func(t *testing.T) {
-		c.do(t, s.URL, oaExchange{name: "revoke", op: oaOpRevoke, path: tokensPath + "/" + tokenID, bearer: admin, status: 204, valid: true})
-		c.do(t, s.URL, oaExchange{name: "delete", op: oaOpDelete, path: acctPath, bearer: admin, status: 204, valid: true})
+		c.do(t, s.URL, contractCase{name: "revoke", op: opRevoke, path: tokensPath + "/" + tokenID, bearer: admin, status: 204, valid: true})
+		c.do(t, s.URL, contractCase{name: "delete", op: opDelete, path: acctPath, bearer: admin, status: 204, valid: true})
 	})
 }
 
-// oaFailures are the exchanges of tg while DynamoDB fails: the authorizer, which reads a
+// failures are the exchanges of tg while DynamoDB fails: the authorizer, which reads a
 // token's credential, fails closed on every route (API Gateway's 500), and a management
 // function called by a user, whose JWT needs no read, answers status.
-func oaFailures(tg oaTarget, admin, secret string, status int) []oaExchange {
-	out := []oaExchange{{name: "token", op: tg.op, path: tg.path, bearer: secret, header: tg.header, body: tg.body,
-		status: 500, media: oaJSON, valid: true}}
-	if oaIsManagement(tg.op) {
-		out = append(out, oaExchange{name: "admin", op: tg.op, path: tg.path, bearer: admin, body: tg.body,
-			status: status, media: oaProblem, valid: true})
+func (tg opTarget) failures(admin, secret string, status int) []contractCase {
+	out := []contractCase{{name: "token", op: tg.op, path: tg.path, bearer: secret, header: tg.header, body: tg.body,
+		status: 500, media: mediaJSON, valid: true}}
+	if tg.isManagement() {
+		out = append(out, contractCase{name: "admin", op: tg.op, path: tg.path, bearer: admin, body: tg.body,
+			status: status, media: mediaProblem, valid: true})
 	}
 	return out
 }
 
-// oaFaultStack is a stack for the outcomes a healthy, correctly configured deployment never
+// faultStack is a stack for the outcomes a healthy, correctly configured deployment never
 // shows: its DynamoDB fails while fault is set, its authorizer's Allow policies cover every
 // route (as a stale or wrong policy would), so that the functions' own org and role checks
 // answer; and its users come from idp, which can sign a user with no org.
-type oaFaultStack struct {
+type faultStack struct {
 	*local.Stack
 	idp *localidp.Issuer
 	tap *dynamotest.Tap
 }
 
-func oaStartFaultStack(t *testing.T) *oaFaultStack {
+func startFaultStack(t *testing.T) *faultStack {
 	t.Helper()
-	fs := &oaFaultStack{}
+	fs := &faultStack{}
 	var idp atomic.Pointer[localidp.Issuer]
 	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { idp.Load().ServeHTTP(w, r) }))
 	t.Cleanup(jwks.Close)
@@ -674,7 +676,7 @@ func oaStartFaultStack(t *testing.T) *oaFaultStack {
 		RetryBackoff: time.Millisecond,
 		Decorate: func(id string, h any) any {
 			if a, ok := h.(wire.AuthorizerHandler); ok && id == "AuthorizerFunction" {
-				return wire.AuthorizerHandler(oaAllowEverything(a))
+				return wire.AuthorizerHandler(allowEverything(a))
 			}
 			return h
 		},
@@ -688,9 +690,9 @@ func oaStartFaultStack(t *testing.T) *oaFaultStack {
 	return fs
 }
 
-// oaAllowEverything widens every Allow policy of a to all routes of the stage. Deny policies
+// allowEverything widens every Allow policy of a to all routes of the stage. Deny policies
 // and refusals stay as they are.
-func oaAllowEverything(a wire.AuthorizerHandler) wire.AuthorizerHandler {
+func allowEverything(a wire.AuthorizerHandler) wire.AuthorizerHandler {
 	return func(ctx context.Context, req events.APIGatewayCustomAuthorizerRequest) (events.APIGatewayCustomAuthorizerResponse, error) {
 		resp, err := a(ctx, req)
 		if err != nil {
@@ -706,7 +708,7 @@ func oaAllowEverything(a wire.AuthorizerHandler) wire.AuthorizerHandler {
 	}
 }
 
-func (fs *oaFaultStack) user(t *testing.T, org, role, user string) string {
+func (fs *faultStack) user(t *testing.T, org, role, user string) string {
 	t.Helper()
 	now := time.Now()
 	if org == "" {
@@ -723,11 +725,11 @@ func (fs *oaFaultStack) user(t *testing.T, org, role, user string) string {
 	return tok
 }
 
-// oaDriveFaults drives an oaFaultStack through the outcomes only it can produce: the
+// driveFaults drives a faultStack through the outcomes only it can produce: the
 // functions' own 403s, 503 and 500 from DynamoDB failures, the authorizer failing closed, and
 // a user without an org.
-func oaDriveFaults(t *testing.T, c *oaContract) {
-	fs := oaStartFaultStack(t)
+func (c *contract) driveFaults(t *testing.T) {
+	fs := startFaultStack(t)
 	admin := fs.user(t, "org_acme", "admin", "user_alice")
 	member := fs.user(t, "org_acme", "member", "user_bob")
 	other := fs.user(t, "org_beta", "admin", "user_carol")
@@ -735,10 +737,10 @@ func oaDriveFaults(t *testing.T, c *oaContract) {
 	const a = "/orgs/org_acme/service-accounts"
 
 	// A real token, to reach the functions' refusal of service-account tokens.
-	saID := c.do(t, fs.URL, oaExchange{name: "setup: create", op: oaOpCreate, path: a, bearer: admin,
-		body: map[string]string{"name": "claude-code-ops"}, status: 201, media: oaJSON, valid: true}).body["id"].(string)
-	issued := c.do(t, fs.URL, oaExchange{name: "setup: generate", op: oaOpGenerate, path: a + "/" + saID + "/tokens", bearer: admin,
-		status: 201, media: oaJSON, valid: true}).body
+	saID := c.do(t, fs.URL, contractCase{name: "setup: create", op: opCreate, path: a, bearer: admin,
+		body: map[string]string{"name": "claude-code-ops"}, status: 201, media: mediaJSON, valid: true}).body["id"].(string)
+	issued := c.do(t, fs.URL, contractCase{name: "setup: generate", op: opGenerate, path: a + "/" + saID + "/tokens", bearer: admin,
+		status: 201, media: mediaJSON, valid: true}).body
 	secret, tokenID := issued["token"].(string), issued["id"].(string)
 
 	all := func(dynamotest.Call) bool { return true }
@@ -747,27 +749,27 @@ func oaDriveFaults(t *testing.T, c *oaContract) {
 	type phase struct {
 		name  string
 		fault func()
-		run   func(tg oaTarget) []oaExchange
+		run   func(tg opTarget) []contractCase
 	}
 	phases := []phase{
-		{name: "functions refuse what the policy let through", run: func(tg oaTarget) []oaExchange {
-			if !oaIsManagement(tg.op) {
-				return []oaExchange{{name: "user without an org", op: tg.op, path: tg.path, bearer: orgless, header: tg.header, body: tg.body, status: 403, media: oaJSON, valid: true}}
+		{name: "functions refuse what the policy let through", run: func(tg opTarget) []contractCase {
+			if !tg.isManagement() {
+				return []contractCase{{name: "user without an org", op: tg.op, path: tg.path, bearer: orgless, header: tg.header, body: tg.body, status: 403, media: mediaJSON, valid: true}}
 			}
-			out := []oaExchange{
-				{name: "service-account token", op: tg.op, path: tg.path, bearer: secret, body: tg.body, status: 403, media: oaProblem, valid: true},
-				{name: "another org's admin", op: tg.op, path: tg.path, bearer: other, body: tg.body, status: 403, media: oaProblem, valid: true},
+			out := []contractCase{
+				{name: "service-account token", op: tg.op, path: tg.path, bearer: secret, body: tg.body, status: 403, media: mediaProblem, valid: true},
+				{name: "another org's admin", op: tg.op, path: tg.path, bearer: other, body: tg.body, status: 403, media: mediaProblem, valid: true},
 			}
 			if !strings.HasPrefix(tg.op, "GET") {
-				out = append(out, oaExchange{name: "member writing", op: tg.op, path: tg.path, bearer: member, body: tg.body, status: 403, media: oaProblem, valid: true})
+				out = append(out, contractCase{name: "member writing", op: tg.op, path: tg.path, bearer: member, body: tg.body, status: 403, media: mediaProblem, valid: true})
 			}
 			return out
 		}},
-		{name: "DynamoDB throttles", fault: throttled, run: func(tg oaTarget) []oaExchange {
-			return oaFailures(tg, admin, secret, 503)
+		{name: "DynamoDB throttles", fault: throttled, run: func(tg opTarget) []contractCase {
+			return tg.failures(admin, secret, 503)
 		}},
-		{name: "DynamoDB rejects the request", fault: malformed, run: func(tg oaTarget) []oaExchange {
-			return oaFailures(tg, admin, secret, 500)
+		{name: "DynamoDB rejects the request", fault: malformed, run: func(tg opTarget) []contractCase {
+			return tg.failures(admin, secret, 500)
 		}},
 	}
 	for _, p := range phases {
@@ -776,7 +778,7 @@ func oaDriveFaults(t *testing.T, c *oaContract) {
 				p.fault()
 			}
 			defer fs.tap.Fail(nil)
-			for _, tg := range oaTargets(saID, tokenID) {
+			for _, tg := range everyOperation(saID, tokenID) {
 				for _, ex := range p.run(tg) {
 					ex.name = tg.op + ": " + ex.name
 					t.Run(ex.name, func(t *testing.T) {
@@ -794,30 +796,30 @@ func oaDriveFaults(t *testing.T, c *oaContract) {
 	}
 	// The webhook, which no authorizer guards: a signed delivery while DynamoDB fails. The
 	// faults fail Secrets Manager too, so a first delivery has the function read its secret.
-	warm, h := oaSignedBody(t, fs.Stack, `{"type":"user.created","data":{"id":"user_1"}}`)
-	c.do(t, fs.URL, oaExchange{name: "webhook: setup", op: oaOpWebhook, path: "/v1/identity/webhooks",
-		header: h, body: warm, status: 200, media: oaJSON, valid: true})
+	warm, h := signedDelivery(t, fs.Stack, `{"type":"user.created","data":{"id":"user_1"}}`)
+	c.do(t, fs.URL, contractCase{name: "webhook: setup", op: opWebhook, path: "/v1/identity/webhooks",
+		header: h, body: warm, status: 200, media: mediaJSON, valid: true})
 	for _, f := range []struct {
 		fault  func()
 		status int
 	}{{throttled, 503}, {malformed, 500}} {
-		body, h := oaSigned(t, fs.Stack, "org_webhook_fault")
+		body, h := signedOrgDeleted(t, fs.Stack, "org_webhook_fault")
 		f.fault()
-		c.do(t, fs.URL, oaExchange{name: "webhook while DynamoDB fails", op: oaOpWebhook, path: "/v1/identity/webhooks",
-			header: h, body: body, status: f.status, media: oaProblem, valid: true})
+		c.do(t, fs.URL, contractCase{name: "webhook while DynamoDB fails", op: opWebhook, path: "/v1/identity/webhooks",
+			header: h, body: body, status: f.status, media: mediaProblem, valid: true})
 		fs.tap.Fail(nil)
 	}
 }
 
-// oaSigned is a delivery of organization.deleted for org signed as the identity provider
-// signs it for the stack: its body and its Svix headers.
-func oaSigned(t *testing.T, s *local.Stack, org string) (string, map[string]string) {
+// signedOrgDeleted is a delivery of organization.deleted for org signed as the identity
+// provider signs it for the stack: its body and its Svix headers.
+func signedOrgDeleted(t *testing.T, s *local.Stack, org string) (string, map[string]string) {
 	t.Helper()
-	return oaSignedBody(t, s, string(localidp.OrgDeleted(org, time.Now())))
+	return signedDelivery(t, s, string(localidp.OrgDeleted(org, time.Now())))
 }
 
-// oaSignedBody is a delivery of body signed as the identity provider signs it for the stack.
-func oaSignedBody(t *testing.T, s *local.Stack, body string) (string, map[string]string) {
+// signedDelivery is a delivery of body signed as the identity provider signs it for the stack.
+func signedDelivery(t *testing.T, s *local.Stack, body string) (string, map[string]string) {
 	t.Helper()
 	h, err := s.SignWebhook([]byte(body), time.Now())
 	if err != nil {
@@ -830,36 +832,36 @@ func oaSignedBody(t *testing.T, s *local.Stack, body string) (string, map[string
 	return body, header
 }
 
-// oaDriveWebhook drives the identity provider's webhook: acted on, repeated, ignored, and
+// driveWebhook drives the identity provider's webhook: acted on, repeated, ignored, and
 // each refusal.
-func oaDriveWebhook(t *testing.T, c *oaContract, s *local.Stack) {
+func (c *contract) driveWebhook(t *testing.T, s *local.Stack) {
 	const path = "/v1/identity/webhooks"
-	do := func(ex oaExchange) response {
+	do := func(ex contractCase) response {
 		t.Helper()
-		ex.op, ex.path = oaOpWebhook, path
+		ex.op, ex.path = opWebhook, path
 		return c.do(t, s.URL, ex)
 	}
-	body, h := oaSigned(t, s, "org_webhook")
-	if r := do(oaExchange{name: "organization.deleted", header: h, body: body, status: 200, media: oaJSON, valid: true}); r.body["repeated"] != false {
+	body, h := signedOrgDeleted(t, s, "org_webhook")
+	if r := do(contractCase{name: "organization.deleted", header: h, body: body, status: 200, media: mediaJSON, valid: true}); r.body["repeated"] != false {
 		t.Errorf("first delivery: %s", r.raw)
 	}
-	if r := do(oaExchange{name: "the same delivery again", header: h, body: body, status: 200, media: oaJSON, valid: true}); r.body["repeated"] != true {
+	if r := do(contractCase{name: "the same delivery again", header: h, body: body, status: 200, media: mediaJSON, valid: true}); r.body["repeated"] != true {
 		t.Errorf("repeated delivery: %s", r.raw)
 	}
 	tampered := strings.Replace(body, "org_webhook", "org_acme", 1)
-	do(oaExchange{name: "a tampered body", header: h, body: tampered, status: 401, media: oaProblem, valid: true})
-	do(oaExchange{name: "no signature", body: body, status: 401, media: oaProblem, valid: false})
-	do(oaExchange{name: "over 64 KiB", header: h, body: body + strings.Repeat(" ", 64<<10), status: 413, media: oaProblem, valid: true})
+	do(contractCase{name: "a tampered body", header: h, body: tampered, status: 401, media: mediaProblem, valid: true})
+	do(contractCase{name: "no signature", body: body, status: 401, media: mediaProblem, valid: false})
+	do(contractCase{name: "over 64 KiB", header: h, body: body + strings.Repeat(" ", 64<<10), status: 413, media: mediaProblem, valid: true})
 	// What the provider signs but the system has no use for, or cannot read.
 	for _, ex := range []struct {
 		name, body string
 		status     int
 		media      string
 	}{
-		{"another event type", `{"type":"user.created","data":{"id":"user_1"}}`, 200, oaJSON},
-		{"no org id", `{"type":"organization.deleted","data":{"object":"organization","deleted":true}}`, 400, oaProblem},
+		{"another event type", `{"type":"user.created","data":{"id":"user_1"}}`, 200, mediaJSON},
+		{"no org id", `{"type":"organization.deleted","data":{"object":"organization","deleted":true}}`, 400, mediaProblem},
 	} {
-		body, h := oaSignedBody(t, s, ex.body)
-		do(oaExchange{name: ex.name, header: h, body: body, status: ex.status, media: ex.media, valid: true})
+		body, h := signedDelivery(t, s, ex.body)
+		do(contractCase{name: ex.name, header: h, body: body, status: ex.status, media: ex.media, valid: true})
 	}
 }

@@ -40,7 +40,7 @@ const stMaxExamples = "25"
 // The checks left out everywhere, and why, are in stConfig.
 func TestSchemathesis(t *testing.T) {
 	bin := testkit.Installed(t, "schemathesis", "SCHEMATHESIS", "../../.venv/bin/schemathesis")
-	spec, err := filepath.Abs(oaSpecPath)
+	spec, err := filepath.Abs(specPath)
 	if err != nil {
 		t.Fatal(err)
 	}

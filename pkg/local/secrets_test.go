@@ -94,7 +94,7 @@ func (s secSecret) leaks(text string) (string, bool) {
 // devToken mints a dashboard JWT and records it, and its signature on its own, as secrets.
 func (f *secFlow) devToken(t *testing.T, role, user string) string {
 	t.Helper()
-	r := call(t, "POST", f.s.URL+"/local/dev-token", "", map[string]string{"org": isoOrg, "role": role, "user": user})
+	r := call(t, "POST", f.s.URL+"/local/dev-token", "", map[string]string{"org": testOrg, "role": role, "user": user})
 	i := f.record("dev-token "+role, r)
 	if r.status != 200 {
 		t.Fatalf("dev-token: %d %s", r.status, r.raw)
@@ -111,7 +111,7 @@ func (f *secFlow) devToken(t *testing.T, role, user string) string {
 // anything between the API and the client, since it is the only place the token appears.
 func (f *secFlow) generate(t *testing.T, admin, saID, name string, body any) (secret, tokenID string) {
 	t.Helper()
-	r := call(t, "POST", f.s.URL+"/orgs/"+isoOrg+"/service-accounts/"+saID+"/tokens", admin, body)
+	r := call(t, "POST", f.s.URL+"/orgs/"+testOrg+"/service-accounts/"+saID+"/tokens", admin, body)
 	i := f.record("generate "+name, r)
 	if r.status != 201 {
 		t.Fatalf("generate %s: %d %s", name, r.status, r.raw)
@@ -133,7 +133,7 @@ func TestSecretsNotLeaked(t *testing.T) {
 	s, logs := startStack(t)
 	f := &secFlow{s: s}
 	ctx := context.Background()
-	api := s.URL + "/orgs/" + isoOrg + "/service-accounts"
+	api := s.URL + "/orgs/" + testOrg + "/service-accounts"
 
 	admin := f.devToken(t, "admin", "user_alice")
 	member := f.devToken(t, "member", "user_bob")
@@ -282,7 +282,7 @@ func TestSecretsFailClosed(t *testing.T) {
 		o.Transport = func(next http.RoundTripper) http.RoundTripper { tap.Next = next; return tap }
 	})
 	f := &secFlow{s: s}
-	api := s.URL + "/orgs/" + isoOrg + "/service-accounts"
+	api := s.URL + "/orgs/" + testOrg + "/service-accounts"
 	admin := f.devToken(t, "admin", "user_alice")
 	saID := f.expect(t, "create", call(t, "POST", api, admin, map[string]string{"name": "secrets-fail-closed"}), 201).body["id"].(string)
 	tok, _ := f.generate(t, admin, saID, "ci", nil)
@@ -409,7 +409,7 @@ func waitLastUsed(t *testing.T, s *local.Stack, admin, saID string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		for _, a := range listAll(t, s, isoOrg, admin) {
+		for _, a := range listAll(t, s, testOrg, admin) {
 			if a["id"] == saID && a["lastUsedAt"] != nil {
 				return
 			}
